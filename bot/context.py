@@ -1,0 +1,73 @@
+"""The one typed argument every handler receives."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.addressing import member_recipient
+from bot.db import journal
+from bot.db.outbox import enqueue
+from bot.db.tables import Member
+from bot.message import IncomingMessage, MessageFormat, OutgoingMessage, Recipient
+
+if TYPE_CHECKING:
+    from bot.routing import Command, Router
+    from bot.services import Services
+
+
+@dataclass
+class HandlerContext:
+    msg: IncomingMessage
+    member: Member | None
+    session: AsyncSession
+    services: Services
+    router: Router
+    now: dt.datetime
+    text: str  # the message text with any leading @mention removed
+    args: str = ""
+    command: Command | None = None
+    replies: list[OutgoingMessage] = field(default_factory=list)
+
+    @property
+    def in_group(self) -> bool:
+        return self.msg.is_group
+
+    def _here(self) -> Recipient:
+        if self.msg.is_group:
+            return Recipient(self.msg.platform, conversation_id=self.msg.conversation_id)
+        return Recipient(self.msg.platform, user_id=self.msg.sender_id)
+
+    def _private(self) -> Recipient:
+        return Recipient(self.msg.platform, user_id=self.msg.sender_id)
+
+    def reply(self, text: str, *, private: bool = False, fmt: MessageFormat = MessageFormat.TEXT, **extra: Any) -> None:
+        """Answer the sender: in the same chat, or 1:1 when ``private`` (money never goes to groups)."""
+        recipient = self._private() if private else self._here()
+        mention = (self.msg.sender_id,) if self.msg.is_group and not private else ()
+        out = OutgoingMessage(
+            recipient=recipient,
+            text=text,
+            format=fmt,
+            mention_user_ids=mention,
+            reply_handle=self.msg.reply_handle if recipient == self._here() else {},
+            **extra,
+        )
+        self.replies.append(out)
+        enqueue(self.session, out, self.now, reason="reply")
+
+    def send(self, message: OutgoingMessage, reason: str) -> None:
+        enqueue(self.session, message, self.now, reason=reason)
+
+    def send_to_member(self, member: Member, text: str, reason: str) -> bool:
+        recipient = member_recipient(member, self.services.enabled_platforms)
+        if recipient is None:
+            return False
+        self.send(OutgoingMessage(recipient=recipient, text=text), reason)
+        return True
+
+    def audit(self, action: str, **detail: Any) -> None:
+        journal.audit(self.session, self.now, self.member.id if self.member else None, action, **detail)

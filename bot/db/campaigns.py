@@ -1,0 +1,172 @@
+"""Campaigns (one collection of one form for one period and scope) and their responses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.tables import Campaign, Member, Response, ResponseRevision
+
+
+async def open_campaign(
+    session: AsyncSession,
+    *,
+    form_key: str,
+    period: str,
+    org_id: int,
+    title: str,
+    opened_at: dt.datetime,
+    deadline_at: dt.datetime,
+    schedule_key: str = "",
+    audience: dict[str, Any] | None = None,
+    created_by: int | None = None,
+) -> tuple[Campaign, bool]:
+    """Return the campaign for (form, period, org, schedule), creating it if needed; True if created."""
+    stmt = select(Campaign).where(
+        Campaign.form_key == form_key,
+        Campaign.period == period,
+        Campaign.org_id == org_id,
+        Campaign.schedule_key == schedule_key,
+    )
+    existing = (await session.execute(stmt)).scalar_one_or_none()
+    if existing is not None:
+        return existing, False
+    campaign = Campaign(
+        form_key=form_key,
+        period=period,
+        org_id=org_id,
+        schedule_key=schedule_key,
+        title=title,
+        audience=audience or {},
+        opened_at=opened_at,
+        deadline_at=deadline_at,
+        created_by=created_by,
+    )
+    session.add(campaign)
+    await session.flush()
+    return campaign, True
+
+
+def in_audience(campaign: Campaign, member: Member) -> bool:
+    roles = campaign.audience.get("roles") or []
+    categories = campaign.audience.get("categories") or []
+    if roles and not any(r in member.role_list for r in roles):
+        return False
+    return not (categories and member.category not in categories)
+
+
+async def open_campaigns_for(session: AsyncSession, member: Member, now: dt.datetime) -> list[Campaign]:
+    """Campaigns of the member's branch that are open now (opened, not closed), newest first.
+
+    A campaign stays answerable after its deadline (answers are stored as late) for the period it covers;
+    "open" here means opened and within 31 days after the deadline.
+    """
+    stmt = (
+        select(Campaign)
+        .where(
+            Campaign.org_id == member.org_id,
+            Campaign.opened_at <= now,
+            Campaign.deadline_at >= now - dt.timedelta(days=31),
+        )
+        .order_by(Campaign.deadline_at.desc(), Campaign.id.desc())
+    )
+    rows = (await session.execute(stmt)).scalars().all()
+    return [c for c in rows if in_audience(c, member)]
+
+
+@dataclass(frozen=True, slots=True)
+class SavedResponse:
+    response: Response
+    created: bool  # False: an earlier answer was replaced (a new revision)
+
+
+async def save_response(
+    session: AsyncSession,
+    *,
+    campaign: Campaign,
+    member: Member,
+    values: dict[str, Any],
+    entered_by: Member,
+    now: dt.datetime,
+    platform: str,
+    amount_fen: int | None = None,
+    flag_note: str = "",
+) -> SavedResponse:
+    """Insert or revise the member's answer; every revision is kept in response_revisions."""
+    late = now > campaign.deadline_at
+    stmt = select(Response).where(Response.campaign_id == campaign.id, Response.member_id == member.id)
+    response = (await session.execute(stmt)).scalar_one_or_none()
+    created = response is None
+    if response is None:
+        response = Response(
+            campaign_id=campaign.id,
+            member_id=member.id,
+            values=values,
+            amount_fen=amount_fen,
+            revision=1,
+            late=late,
+            flagged=bool(flag_note),
+            flag_note=flag_note,
+            entered_by=entered_by.id,
+            platform=platform,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(response)
+    else:
+        response.values = values
+        response.amount_fen = amount_fen
+        response.revision += 1
+        response.late = late
+        response.flagged = bool(flag_note)
+        response.flag_note = flag_note
+        response.entered_by = entered_by.id
+        response.platform = platform
+        response.updated_at = now
+    await session.flush()
+    session.add(
+        ResponseRevision(
+            response_id=response.id, revision=response.revision, values=values, entered_by=entered_by.id, created_at=now
+        )
+    )
+    return SavedResponse(response, created)
+
+
+async def last_values(session: AsyncSession, member: Member, form_key: str) -> dict[str, Any] | None:
+    """The member's most recent answer to any campaign of this form (for 同上)."""
+    stmt = (
+        select(Response.values)
+        .join(Campaign, Campaign.id == Response.campaign_id)
+        .where(Response.member_id == member.id, Campaign.form_key == form_key)
+        .order_by(Response.updated_at.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def respondent_ids(session: AsyncSession, campaign_id: int) -> set[int]:
+    rows = await session.execute(select(Response.member_id).where(Response.campaign_id == campaign_id))
+    return {r for (r,) in rows.all()}
+
+
+async def latest_campaign(session: AsyncSession, org_id: int, form_key: str, now: dt.datetime) -> Campaign | None:
+    stmt = (
+        select(Campaign)
+        .where(Campaign.org_id == org_id, Campaign.form_key == form_key, Campaign.opened_at <= now)
+        .order_by(Campaign.opened_at.desc(), Campaign.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def campaign_totals(session: AsyncSession, campaign_id: int) -> tuple[int, int]:
+    """(answers, sum of amount_fen) for a campaign, aggregated in SQL."""
+    stmt = select(func.count(Response.id), func.coalesce(func.sum(Response.amount_fen), 0)).where(
+        and_(Response.campaign_id == campaign_id)
+    )
+    count, total = (await session.execute(stmt)).one()
+    return int(count), int(total)

@@ -1,0 +1,62 @@
+"""Inbound log (dedup of record), audit log and the local chat transcript."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.tables import AuditEntry, InboundMessage, LocalChatLine
+from bot.message import IncomingMessage
+
+
+async def seen_inbound(session: AsyncSession, msg: IncomingMessage) -> bool:
+    stmt = select(InboundMessage.id).where(
+        InboundMessage.platform == msg.platform.value, InboundMessage.message_id == msg.message_id
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+def log_inbound(session: AsyncSession, msg: IncomingMessage, member_id: int | None) -> None:
+    """Added to the handling transaction: the unique (platform, message_id) makes a replay fail the commit."""
+    session.add(
+        InboundMessage(
+            platform=msg.platform.value,
+            message_id=msg.message_id,
+            conversation_id=msg.conversation_id,
+            sender_id=msg.sender_id,
+            member_id=member_id,
+            text=msg.text[:4000],
+            received_at=msg.received_at,
+        )
+    )
+
+
+def audit(session: AsyncSession, at: dt.datetime, actor_id: int | None, action: str, **detail: Any) -> None:
+    session.add(AuditEntry(at=at, actor_member_id=actor_id, action=action, detail=detail))
+
+
+async def append_chat_line(
+    session: AsyncSession,
+    conversation_id: str,
+    sender_id: str,
+    text: str,
+    at: dt.datetime,
+    message_id: str | None = None,
+) -> LocalChatLine:
+    line = LocalChatLine(conversation_id=conversation_id, sender_id=sender_id, text=text, at=at, message_id=message_id)
+    session.add(line)
+    await session.flush()
+    return line
+
+
+async def chat_lines_after(session: AsyncSession, conversation_id: str, after: int, limit: int = 500) -> list[LocalChatLine]:
+    stmt = (
+        select(LocalChatLine)
+        .where(LocalChatLine.conversation_id == conversation_id, LocalChatLine.seq > after)
+        .order_by(LocalChatLine.seq)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())

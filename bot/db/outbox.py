@@ -1,0 +1,57 @@
+"""Outbox rows: written in the caller's transaction, claimed and updated by the dispatcher."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.tables import OutboxMessage
+from bot.message import OutgoingMessage
+
+
+def enqueue(session: AsyncSession, message: OutgoingMessage, now: dt.datetime, reason: str = "reply") -> OutboxMessage:
+    row = OutboxMessage(
+        platform=message.recipient.platform.value,
+        payload=message.to_json(),
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        reason=reason,
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+async def claim_due(
+    session: AsyncSession, now: dt.datetime, lease: dt.timedelta, limit: int, skip_locked: bool
+) -> list[OutboxMessage]:
+    """Lease due rows (pending, or sending with an expired lease after a crash) to this instance."""
+    due = or_(
+        (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now),
+        (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now),
+    )
+    stmt = select(OutboxMessage).where(due).order_by(OutboxMessage.id).limit(limit)
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list((await session.execute(stmt)).scalars().all())
+    for row in rows:
+        row.status = "sending"
+        row.lease_until = now + lease
+        row.attempts += 1
+    return rows
+
+
+async def mark_sent(session: AsyncSession, ids: Sequence[int], now: dt.datetime) -> None:
+    if ids:
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(list(ids))).values(status="sent", sent_at=now, lease_until=None)
+        )
+
+
+async def counts(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
+    return {status: int(n) for status, n in rows.all()}

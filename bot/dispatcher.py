@@ -1,0 +1,120 @@
+"""The outbox dispatcher: lease due rows, hand them to each platform in batches, record the outcome.
+
+Delivery is at-least-once: a crash between the platform call and the status update re-sends at most the
+rows that were in flight (leased) at that moment, after their lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import update
+
+from bot.config import OutboxSettings
+from bot.db.outbox import claim_due, mark_sent
+from bot.db.tables import OutboxMessage
+from bot.logs import log_event, outbox_log
+from bot.message import OutgoingMessage, Platform
+from bot.platforms.base import Delivery, DeliveryStatus, Messenger
+from bot.services import Services
+
+
+class OutboxDispatcher:
+    def __init__(self, services: Services, messengers: Mapping[Platform, Messenger], settings: OutboxSettings) -> None:
+        self.services = services
+        self.messengers = dict(messengers)
+        self.settings = settings
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._skip_locked = not services.settings.is_sqlite
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                while await self.drain_once():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must survive a DB outage
+                log_event(outbox_log, "drain_failed", logging.ERROR, error=str(exc))
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def drain_once(self) -> int:
+        """Deliver one batch of due rows; returns how many were handled."""
+        now = self.services.now()
+        lease = dt.timedelta(seconds=self.settings.lease_seconds)
+        async with self.services.sessions() as session, session.begin():
+            rows = await claim_due(session, now, lease, self.settings.batch_size, self._skip_locked)
+            claimed = [(r.id, r.platform, dict(r.payload), r.attempts) for r in rows]
+        if not claimed:
+            return 0
+        by_platform: dict[str, list[tuple[int, dict[str, object], int]]] = defaultdict(list)
+        for row_id, platform, payload, attempts in claimed:
+            by_platform[platform].append((row_id, payload, attempts))
+        results = await asyncio.gather(*(self._deliver(p, items) for p, items in by_platform.items()))
+        async with self.services.sessions() as session, session.begin():
+            for outcome in results:
+                await self._record(session, outcome)
+        return len(claimed)
+
+    async def _deliver(
+        self, platform: str, items: list[tuple[int, dict[str, object], int]]
+    ) -> list[tuple[int, int, Delivery]]:
+        messenger = self.messengers.get(Platform(platform))
+        if messenger is None:
+            failed = Delivery(DeliveryStatus.FAILED, f"platform {platform} not enabled")
+            return [(row_id, attempts, failed) for row_id, _, attempts in items]
+        messages: list[OutgoingMessage] = [OutgoingMessage.from_json(payload) for _, payload, _ in items]
+        try:
+            deliveries: Sequence[Delivery] = await messenger.deliver(messages)
+        except Exception as exc:  # noqa: BLE001 - a platform failure must not lose the batch
+            log_event(outbox_log, "deliver_raised", logging.WARNING, platform=platform, error=repr(exc))
+            deliveries = [Delivery(DeliveryStatus.RETRY, repr(exc))] * len(messages)
+        if len(deliveries) != len(messages):
+            deliveries = [Delivery(DeliveryStatus.RETRY, "adapter returned a wrong count")] * len(messages)
+        return [(row_id, attempts, d) for (row_id, _, attempts), d in zip(items, deliveries, strict=True)]
+
+    def _backoff(self, attempts: int, hint: float | None) -> float:
+        base = self.settings.base_backoff_seconds * (2 ** max(0, attempts - 1))
+        delay = min(self.settings.max_backoff_seconds, base) * (0.8 + 0.4 * random.random())
+        return max(delay, hint or 0.0)
+
+    async def _record(self, session: object, outcome: list[tuple[int, int, Delivery]]) -> None:
+        from sqlalchemy.ext.asyncio import AsyncSession
+
+        assert isinstance(session, AsyncSession)
+        now = self.services.now()
+        metrics = self.services.metrics
+        sent = [row_id for row_id, _, d in outcome if d.status is DeliveryStatus.SENT]
+        await mark_sent(session, sent, now)
+        metrics.inc("dangjian_messages_out_total", len(sent))
+        for row_id, attempts, d in outcome:
+            if d.status is DeliveryStatus.SENT:
+                continue
+            give_up = d.status is DeliveryStatus.FAILED or attempts >= self.settings.max_attempts
+            values: dict[str, object] = {"last_error": d.detail[:2000], "lease_until": None}
+            if give_up:
+                values["status"] = "failed"
+                metrics.inc("dangjian_outbox_failures_total")
+                log_event(outbox_log, "failed", logging.WARNING, outbox_id=row_id, attempts=attempts, error=d.detail)
+            else:
+                values["status"] = "pending"
+                values["next_attempt_at"] = now + dt.timedelta(seconds=self._backoff(attempts, d.retry_after))
+                metrics.inc("dangjian_outbox_retries_total")
+            await session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))

@@ -1,0 +1,1 @@
+"""Pure domain rules (no I/O): numerals and money, the Party dues standard, calendars."""

@@ -1,0 +1,180 @@
+"""The inbound pipeline: dedup → member lookup → conversation lock → route → one transaction.
+
+Every state change a handler makes and every message it sends (outbox rows) commit together with the
+inbound log row, whose unique (platform, message_id) is the last line of dedup across instances.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError, DBAPIError
+
+from bot.context import HandlerContext
+from bot.db import journal
+from bot.db.members import find_by_platform_id
+from bot.db.outbox import enqueue
+from bot.errors import StorageUnavailable, UserInputError
+from bot.logs import inbound_log, log_event
+from bot.message import IncomingMessage, OutgoingMessage, Recipient
+from bot.platforms.base import InboundResult
+from bot.routing import Router
+from bot.services import Services
+
+MAX_TEXT_CHARS = 2000
+DEDUP_TTL_SECONDS = 600.0
+_MENTION_RE = re.compile(r"^\s*(@\S+\s*)+")
+
+UNKNOWN_SENDER = "您好，未在党员名册中找到您的信息，暂时无法登记。请联系支部书记把您加入名册后再试。"
+EMPTY_TEXT = "消息是空的。请直接回复内容，例如：党费 50；发送“帮助”查看可用命令。"
+TOO_LONG = "消息太长了（超过2000字），请精简后再发送。"
+INTERNAL_ERROR = "抱歉，处理您的消息时出了点问题，已记录。请稍后再试，或联系支部书记。"
+NOT_UNDERSTOOD = "没有看懂这条消息。可以回复例如：党费 50、到、请假 出差；发送“帮助”查看可用命令。"
+
+
+def strip_mention(text: str) -> str:
+    return _MENTION_RE.sub("", text, count=1).strip()
+
+
+class InboundPipeline:
+    def __init__(self, services: Services, router: Router, on_commit: Callable[[], None]) -> None:
+        self.services = services
+        self.router = router
+        self._on_commit = on_commit
+
+    async def __call__(self, msg: IncomingMessage) -> InboundResult:
+        metrics = self.services.metrics
+        metrics.inc("dangjian_messages_in_total", platform=msg.platform.value)
+        if msg.is_group and not msg.is_to_me:
+            return InboundResult()
+        claim_key = f"in:{msg.platform.value}:{msg.message_id}"
+        claimed = await self._claim(claim_key)
+        if not claimed:
+            metrics.inc("dangjian_messages_duplicate_total", platform=msg.platform.value)
+            log_event(inbound_log, "duplicate", platform=msg.platform.value, message_id=msg.message_id)
+            return InboundResult(duplicate=True)
+        try:
+            lock_key = f"conv:{msg.platform.value}:{msg.conversation_id}:{msg.sender_id}"
+            async with self._lock(lock_key):
+                result = await self._handle(msg)
+        except (StorageUnavailable, OperationalError, InterfaceError) as exc:
+            await self._release(claim_key)
+            log_event(inbound_log, "storage_unavailable", logging.ERROR, message_id=msg.message_id, error=str(exc))
+            raise StorageUnavailable(str(exc)) from exc
+        if not result.duplicate:
+            self._on_commit()
+        return result
+
+    async def _claim(self, key: str) -> bool:
+        try:
+            return await self.services.kv.set_if_absent(key, "1", DEDUP_TTL_SECONDS)
+        except StorageUnavailable:
+            return True  # KV down: the database's unique message id still dedups
+
+    async def _release(self, key: str) -> None:
+        try:
+            await self.services.kv.delete(key)
+        except StorageUnavailable:
+            pass
+
+    def _lock(self, key: str):  # type: ignore[no-untyped-def]
+        return _TolerantLock(self.services, key)
+
+    async def _handle(self, msg: IncomingMessage) -> InboundResult:
+        try:
+            return await self._handle_once(msg)
+        except IntegrityError:
+            # A second instance committed the same message id first.
+            return InboundResult(duplicate=True)
+        except (StorageUnavailable, OperationalError, InterfaceError):
+            raise
+        except DBAPIError:
+            raise
+        except Exception:
+            log_event(inbound_log, "handler_error", logging.ERROR, message_id=msg.message_id, exc_info=True)
+            inbound_log.exception("handler failed for message %s", msg.message_id)
+            return await self._answer_plain(msg, INTERNAL_ERROR)
+
+    async def _handle_once(self, msg: IncomingMessage) -> InboundResult:
+        services = self.services
+        async with services.sessions() as session, session.begin():
+            if await journal.seen_inbound(session, msg):
+                return InboundResult(duplicate=True)
+            member = await find_by_platform_id(session, msg.platform, msg.sender_id)
+            journal.log_inbound(session, msg, member.id if member else None)
+            ctx = HandlerContext(
+                msg=msg,
+                member=member,
+                session=session,
+                services=services,
+                router=self.router,
+                now=services.now(),
+                text=strip_mention(msg.text) if msg.is_group else msg.text.strip(),
+            )
+            await self._route(ctx)
+            log_event(
+                inbound_log,
+                "handled",
+                platform=msg.platform.value,
+                message_id=msg.message_id,
+                member_id=member.id if member else None,
+                replies=len(ctx.replies),
+            )
+            return InboundResult(replies=tuple(ctx.replies))
+
+    async def _route(self, ctx: HandlerContext) -> None:
+        if not ctx.text:
+            ctx.reply(EMPTY_TEXT)
+            return
+        if len(ctx.text) > MAX_TEXT_CHARS:
+            ctx.reply(TOO_LONG)
+            return
+        if ctx.member is None:
+            ctx.reply(UNKNOWN_SENDER)
+            return
+        try:
+            if not await self.router.dispatch(ctx):
+                ctx.reply(NOT_UNDERSTOOD)
+        except UserInputError as exc:
+            ctx.reply(exc.user_message)
+
+    async def _answer_plain(self, msg: IncomingMessage, text: str) -> InboundResult:
+        """After a handler error: log the message and answer politely in a fresh transaction."""
+        services = self.services
+        recipient = (
+            Recipient(msg.platform, conversation_id=msg.conversation_id)
+            if msg.is_group
+            else Recipient(msg.platform, user_id=msg.sender_id)
+        )
+        out = OutgoingMessage(recipient=recipient, text=text, reply_handle=msg.reply_handle)
+        async with services.sessions() as session, session.begin():
+            if await journal.seen_inbound(session, msg):
+                return InboundResult(duplicate=True)
+            journal.log_inbound(session, msg, None)
+            enqueue(session, out, services.now(), reason="error")
+        return InboundResult(replies=(out,))
+
+
+class _TolerantLock:
+    """The per-conversation lock; when the KV is down, proceed without it (DB constraints still hold)."""
+
+    def __init__(self, services: Services, key: str) -> None:
+        self._services = services
+        self._key = key
+        self._cm = None  # type: ignore[var-annotated]
+
+    async def __aenter__(self) -> None:
+        try:
+            self._cm = self._services.kv.lock(self._key, 30.0)
+            await self._cm.__aenter__()
+        except StorageUnavailable:
+            self._cm = None
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._cm is not None:
+            try:
+                await self._cm.__aexit__(*exc)  # type: ignore[arg-type]
+            except StorageUnavailable:
+                pass

@@ -1,0 +1,91 @@
+"""Monthly usage counters (API calls and Webhook/Stream pushes) shared by all instances through the KV.
+
+DingTalk counts per organisation and per calendar month (Asia/Shanghai); our counters are an estimate
+(other apps of the org also draw on the quota), so they only warn — the bot stops sending only when
+DingTalk itself answers with a quota code (90020 / ApiCountLimitForOrg / 20001).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Literal
+
+from bot.clock import SHANGHAI, Clock
+from bot.kv.base import KV
+from bot.platforms.base import AdminAlert
+
+log = logging.getLogger("bot.platforms.dingtalk")
+
+Kind = Literal["api", "push"]
+COUNTER_TTL_S = 35 * 24 * 3600  # outlives the month; the month is part of the key
+EXHAUSTED_FLAG_TTL_S = 3600  # after a quota answer, probe DingTalk again at most hourly
+WARN_RATIO = 0.8
+_LABEL = {"api": "API调用量", "push": "推送（Webhook/Stream）用量"}
+
+
+class QuotaMeter:
+    def __init__(self, kv: KV, clock: Clock, app_key: str, limits: dict[Kind, int], alert: AdminAlert) -> None:
+        self._kv = kv
+        self._clock = clock
+        self._app_key = app_key
+        self._limits = limits
+        self._alert = alert
+
+    def month(self) -> str:
+        return self._clock.now().astimezone(SHANGHAI).strftime("%Y-%m")
+
+    def _key(self, kind: Kind, month: str) -> str:
+        return f"dingtalk:quota:{self._app_key}:{kind}:{month}"
+
+    async def record(self, kind: Kind, amount: int = 1) -> int:
+        """Count ``amount`` calls/pushes; alert once when crossing 80 % and 100 % of the monthly quota."""
+        month = self.month()
+        used = await self._kv.incr(self._key(kind, month), amount, ttl_seconds=COUNTER_TTL_S)
+        limit = self._limits[kind]
+        if limit <= 0:
+            return used
+        before = used - amount
+        warn_at = math.ceil(limit * WARN_RATIO)
+        # The counter is atomic, so exactly one caller (in any instance) sees each threshold crossed.
+        if before < warn_at <= used < limit:
+            await self._send(f"dingtalk:quota:{kind}:{month}:80",
+                             f"钉钉本月{_LABEL[kind]}已用80%（{used}/{limit}），请注意控制消息数量。")
+        if before < limit <= used:
+            await self._send(f"dingtalk:quota:{kind}:{month}:100",
+                             f"钉钉本月{_LABEL[kind]}已达上限（{used}/{limit}），后续消息可能无法送达，"
+                             "请联系管理员扩容或等待下月重置。")
+        return used
+
+    async def exhausted(self, kind: Kind, code: str) -> None:
+        """DingTalk said the quota is gone: remember it (fail fast) and tell the admins once."""
+        month = self.month()
+        if await self._kv.set_if_absent(self._flag(kind, month), code, EXHAUSTED_FLAG_TTL_S):
+            await self._send(f"dingtalk:quota:{kind}:{month}:exhausted",
+                             f"钉钉返回本月{_LABEL[kind]}已用完（错误码 {code}），消息已暂停发送，"
+                             "请在钉钉开放平台扩容或等待下月重置。")
+
+    async def is_exhausted(self, kind: Kind) -> bool:
+        return await self._kv.get(self._flag(kind, self.month())) is not None
+
+    def _flag(self, kind: Kind, month: str) -> str:
+        return f"dingtalk:quota-exhausted:{self._app_key}:{kind}:{month}"
+
+    async def usage(self) -> dict[str, object]:
+        month = self.month()
+        api = await self._kv.get(self._key("api", month))
+        push = await self._kv.get(self._key("push", month))
+        return {
+            "api_used": int(api or 0),
+            "api_quota": self._limits["api"],
+            "push_used": int(push or 0),
+            "push_quota": self._limits["push"],
+            "month": month,
+        }
+
+    async def _send(self, key: str, text: str) -> None:
+        log.warning("dingtalk quota alert %s: %s", key, text)
+        try:
+            await self._alert(key, text)
+        except Exception:  # an alert failure must not fail the send that triggered it
+            log.exception("admin alert %s failed", key)

@@ -1,0 +1,1 @@
+"""Figures for /stats, exports and the dashboard, computed in SQL."""
