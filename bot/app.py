@@ -107,7 +107,7 @@ class BotApp:
             if seeded:
                 await seed_demo(session, now)
             await sync_config_groups(session, self.settings.groups, now)
-        if seeded:
+        if seeded and self.settings.demo.announce_current:
             # The demo starts with this month's dues collection announced in each branch group.
             await self.runner.start_current("dues", self.clock.now())
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))

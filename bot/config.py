@@ -83,6 +83,7 @@ class SchedulerSettings(_Section):
 
 class DemoSettings(_Section):
     seed: bool = True  # seed the demo organisation into an EMPTY database
+    announce_current: bool = True  # and open + announce this month's dues right away
 
 
 class Settings(_Section):

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import aiohttp
 
+from bot import sections
 from bot.message import Platform
 from bot.platforms.base import AdminAlert, PlatformAdapter
 from bot.services import Services
 
 
 def build_adapters(services: Services, http: aiohttp.ClientSession, alert: AdminAlert) -> dict[Platform, PlatformAdapter]:
+    settings = services.settings
+    groups = [g.model_dump() for g in settings.groups]
     adapters: dict[Platform, PlatformAdapter] = {}
+    wecom = sections.wecom_settings(settings)
+    if wecom.enabled:
+        from bot.platforms.wecom import WeComAdapter, groups_from_config
+
+        adapters[Platform.WECOM] = WeComAdapter(wecom, groups_from_config(groups), services.kv, services.clock, http, alert)
+    dingtalk = sections.dingtalk_settings(settings)
+    if dingtalk.enabled:
+        from bot.platforms.dingtalk.adapter import DingTalkAdapter, groups_from_config as dt_groups
+
+        adapters[Platform.DINGTALK] = DingTalkAdapter(dingtalk, dt_groups(groups), services.kv, services.clock, http, alert)
     return adapters

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from unittest import mock
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.platforms.dingtalk import parse as parse_module
@@ -141,18 +141,18 @@ async def test_not_started_is_503() -> None:
 
 # --- contact events over HTTP ---------------------------------------------------------------------------
 
-async def _event_request(client: TestClient, crypto: EventCrypto, payload: dict[str, object]) -> web.Response:
+async def _event_request(client: TestClient, crypto: EventCrypto, payload: Mapping[str, object]) -> ClientResponse:
     enc = await crypto.encrypt_text(json.dumps(payload), now_ms())
     params = {"msg_signature": enc["msg_signature"], "timestamp": enc["timeStamp"], "nonce": enc["nonce"]}
-    return await client.post("/dingtalk/events", params=params, json={"encrypt": enc["encrypt"]})  # type: ignore[return-value]
+    return await client.post("/dingtalk/events", params=params, json={"encrypt": enc["encrypt"]})
 
 
 async def test_event_check_url_and_leave_event(served: tuple[AdapterRig, TestClient]) -> None:
     rig, client = served
     crypto = EventCrypto("123456", AES_KEY, "dingabc123")
-    for payload in [{"EventType": "check_url"},
-                    {"EventType": "user_leave_org", "eventId": "ev1", "userId": ["015xxxx227"]},
-                    {"EventType": "user_leave_org", "eventId": "ev1", "userId": ["015xxxx227"]}]:
+    leave = {"EventType": "user_leave_org", "eventId": "ev1", "userId": ["015xxxx227"]}
+    payloads: list[dict[str, object]] = [{"EventType": "check_url"}, leave, dict(leave)]  # the 3rd is a redelivery
+    for payload in payloads:
         resp = await _event_request(client, crypto, payload)
         assert resp.status == 200
         answer = await resp.json()

@@ -13,7 +13,7 @@ from bot.kv.memory import MemoryKV
 from bot.message import OutgoingMessage, Platform, Recipient
 from bot.platforms.base import DeliveryStatus
 from bot.platforms.dingtalk.errors import check_response
-from tests.fakes.dingtalk_server import FakeDingTalk
+from tests.fakes.dingtalk_server import FakeDingTalk, adapter_rig
 
 QPS_LIMIT = {"code": "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi", "message": "qps"}
 SENT, RETRY, FAILED = DeliveryStatus.SENT, DeliveryStatus.RETRY, DeliveryStatus.FAILED
@@ -35,8 +35,6 @@ async def fake(clock: FakeClock) -> AsyncIterator[FakeDingTalk]:
 
 
 async def test_token_is_cached_and_shared_through_the_kv(fake: FakeDingTalk, clock: FakeClock) -> None:
-    from tests.fakes.dingtalk_server import adapter_rig
-
     kv = MemoryKV(clock)
     async with adapter_rig(fake.settings(), clock=clock, kv=kv) as one:
         for _ in range(3):
@@ -53,8 +51,6 @@ async def test_token_is_cached_and_shared_through_the_kv(fake: FakeDingTalk, clo
 
 
 async def test_invalid_token_is_refreshed_and_the_call_retried_once(fake: FakeDingTalk, clock: FakeClock) -> None:
-    from tests.fakes.dingtalk_server import adapter_rig
-
     async with adapter_rig(fake.settings(), clock=clock) as rig:
         await rig.adapter.deliver([group_msg()])
         fake.invalidate_tokens()  # e.g. the secret was reset
@@ -68,9 +64,16 @@ async def test_invalid_token_is_refreshed_and_the_call_retried_once(fake: FakeDi
         assert delivery.status is RETRY and fake.calls["groupMessages"] == 5
 
 
-async def test_oapi_token_error_40014_also_refreshes(fake: FakeDingTalk, clock: FakeClock) -> None:
-    from tests.fakes.dingtalk_server import adapter_rig
+async def test_rejected_credentials_keep_messages_and_alert(fake: FakeDingTalk, clock: FakeClock) -> None:
+    async with adapter_rig(fake.settings(app_secret="wrong"), clock=clock) as rig:
+        [d] = await rig.adapter.deliver([group_msg()])
+    assert d.status is RETRY and d.retry_after == 60.0
+    assert fake.calls["groupMessages"] == 0
+    assert [key for key, _ in rig.alerts] == ["dingtalk:credentials:invalidClientIdOrSecret"]
+    assert "app_secret" in rig.alerts[0][1]
 
+
+async def test_oapi_token_error_40014_also_refreshes(fake: FakeDingTalk, clock: FakeClock) -> None:
     fake.set_directory([], {1: [{"userid": "u1", "name": "张三", "dept_id_list": [1]}]})
     async with adapter_rig(fake.settings(), clock=clock) as rig:
         await rig.adapter.client.access_token()
@@ -80,8 +83,6 @@ async def test_oapi_token_error_40014_also_refreshes(fake: FakeDingTalk, clock: 
 
 
 async def test_flow_control_is_retry_with_growing_back_off(fake: FakeDingTalk, clock: FakeClock) -> None:
-    from tests.fakes.dingtalk_server import adapter_rig
-
     fake.inject("groupMessages", [("http", 403, QPS_LIMIT)] * 3)
     async with adapter_rig(fake.settings(), clock=clock) as rig:
         waits = []
@@ -101,8 +102,6 @@ async def test_flow_control_is_retry_with_growing_back_off(fake: FakeDingTalk, c
      ("http", 429, {"code": "system.busy"}), ("timeout", 0.6)],
 )
 async def test_transient_errors_are_retry(fake: FakeDingTalk, clock: FakeClock, fault: tuple[object, ...]) -> None:
-    from tests.fakes.dingtalk_server import adapter_rig
-
     fake.inject("groupMessages", [fault])
     async with adapter_rig(fake.settings(), clock=clock, http_timeout_s=0.3) as rig:
         [d] = await rig.adapter.deliver([group_msg()])
@@ -110,8 +109,6 @@ async def test_transient_errors_are_retry(fake: FakeDingTalk, clock: FakeClock, 
 
 
 async def test_quota_exhausted_fails_and_alerts_once(fake: FakeDingTalk, clock: FakeClock) -> None:
-    from tests.fakes.dingtalk_server import adapter_rig
-
     quota = ("http", 403, {"code": "Forbidden.AccessDenied.ApiCountLimitForOrg", "message": "超额"})
     fake.inject("groupMessages", [quota] * 3)
     async with adapter_rig(fake.settings(), clock=clock) as rig:
@@ -125,8 +122,6 @@ async def test_quota_exhausted_fails_and_alerts_once(fake: FakeDingTalk, clock: 
 
 
 async def test_monthly_counter_warns_at_80_percent_once(fake: FakeDingTalk, clock: FakeClock) -> None:
-    from tests.fakes.dingtalk_server import adapter_rig
-
     async with adapter_rig(fake.settings(monthly_api_quota=5), clock=clock) as rig:
         for i in range(5):
             await rig.adapter.deliver([group_msg(f"第{i}条")])

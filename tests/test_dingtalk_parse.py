@@ -108,7 +108,7 @@ def test_settings_defaults_and_robot_code() -> None:
     assert (s.monthly_api_quota, s.monthly_push_quota, s.qps) == (5000, 3000, 18.0)
     assert DingTalkSettings(app_key="a", robot_code="r").robot_code == "r"
     with pytest.raises(ValidationError):
-        DingTalkSettings(app_sekret="typo")
+        DingTalkSettings(app_sekret="typo")  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         DingTalkSettings(event_aes_key="short")
 

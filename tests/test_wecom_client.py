@@ -6,17 +6,19 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
 from bot.clock import FakeClock
+from bot.kv.base import KV
 from bot.kv.memory import MemoryKV
 from bot.platforms.wecom.appmsg import send_app_message
 from bot.platforms.wecom.client import ErrorKind, WeComAPIError, WeComClient, check_response
 from bot.platforms.wecom.settings import WeComSettings
-from tests.fakes.wecom_server import FROM_IP, Fault, FakeWeCom, fake_wecom  # noqa: F401
+from tests.fakes.wecom_server import FROM_IP, FakeWeCom, Fault, fake_wecom  # noqa: F401
 
 TEXT = {"msgtype": "text", "text": {"content": "【支部提醒】请于周五前提交学习心得"}}
 
@@ -25,7 +27,7 @@ TEXT = {"msgtype": "text", "text": {"content": "【支部提醒】请于周五�
 class Env:
     fake: FakeWeCom
     session: aiohttp.ClientSession
-    kv: MemoryKV
+    kv: KV
     slept: list[float] = field(default_factory=list)
     alerts: list[tuple[str, str]] = field(default_factory=list)
 
@@ -54,18 +56,22 @@ class Env:
         self.alerts.append((key, text))
 
     def client(self, **overrides: object) -> WeComClient:
-        return WeComClient(self.settings(**overrides), self.kv, self.session, self.alert, sleep=self.sleep, rng=lambda: 0.5)
+        return WeComClient(
+            self.settings(**overrides), self.kv, self.session, self.alert, sleep=self.sleep, rng=lambda: 0.5
+        )
 
 
 @pytest_asyncio.fixture
 async def env(fake_wecom: FakeWeCom) -> AsyncIterator[Env]:  # noqa: F811
     async with aiohttp.ClientSession() as session:
-        yield Env(fake_wecom, session, MemoryKV(fake_wecom.clock))
+        yield Env(fake_wecom, session, cast(KV, MemoryKV(fake_wecom.clock)))
 
 
 async def test_token_fetched_once_across_clients_and_concurrent_sends(env: Env) -> None:
     first, second = env.client(), env.client()
-    await asyncio.gather(*(c.call("GET", "/cgi-bin/department/list") for c in (first, second) for _ in range(5)))
+    await asyncio.gather(
+        *(c.call("GET", "/cgi-bin/department/list") for c in (first, second) for _ in range(5))
+    )
     for client in (first, second):
         await send_app_message(client, ["lisi"], TEXT)
     assert env.fake.calls["gettoken"] == 1
@@ -145,7 +151,9 @@ async def test_untrusted_ip_fails_and_alerts_once(env: Env) -> None:
     assert env.fake.calls["message/send"] == 3
     [(key, text)] = env.alerts
     assert key == f"wecom:60020:{FROM_IP}"
-    assert text == f"企业微信拒绝了本机IP（from ip: {FROM_IP}），请在应用的“企业可信IP”中加入本服务器的出口IP。"
+    assert (
+        text == f"企业微信拒绝了本机IP（from ip: {FROM_IP}），请在应用的“企业可信IP”中加入本服务器的出口IP。"
+    )
 
 
 async def test_wrong_secret_is_a_config_error_without_loops(env: Env) -> None:

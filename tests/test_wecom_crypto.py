@@ -40,7 +40,11 @@ V1_PLAIN = (
 V2_ECHO = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ=="
 
 # V3: Tencent Python sample (ww corp, non-CDATA, Chinese).
-V3_TOKEN, V3_KEY, V3_CORP = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww1436e0e65a779aee"
+V3_TOKEN, V3_KEY, V3_CORP = (
+    "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo",
+    "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
+    "ww1436e0e65a779aee",
+)
 V3_ECHO = "fsi1xnbH4yQh0+PJxcOdhhK6TDXkjMyhEPA7xB2TGz6b+g7xyAbEkRxN/3cNXW9qdqjnoVzEtpbhnFyq6SVHyA=="
 V3_ENCRYPT = (
     "Kl7kjoSf6DMD1zh7rtrHjFaDapSCkaOnwu3bqLc5tAybhhMl9pFeK8NslNPVdMwmBQTNoW4mY7AIjeLvEl3NyeTkAgGzBhzTtRLNshw2AEew+kk"
@@ -95,7 +99,9 @@ V5_ENCRYPT = (
 
 def test_v1_post_decrypts_and_pads_with_30() -> None:
     crypto = WeComCrypto(V1_TOKEN, V1_KEY, V1_CORP)
-    plain = crypto.decrypt_message("477715d11cdb4164915debcba66cb864d751f3e6", "1409659813", "1372623149", V1_ENCRYPT)
+    plain = crypto.decrypt_message(
+        "477715d11cdb4164915debcba66cb864d751f3e6", "1409659813", "1372623149", V1_ENCRYPT
+    )
     assert plain == V1_PLAIN
     assert len(plain.encode()) == 284
     # pad = 30 > 16: a 16-byte PKCS#7 unpadder would reject this real message.
@@ -111,20 +117,36 @@ def test_v2_url_verification() -> None:
 
 def test_v3_get_post_and_json_variant() -> None:
     crypto = WeComCrypto(V3_TOKEN, V3_KEY, V3_CORP)
-    assert crypto.verify_url("012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb", "1476416373", "47744683", V3_ECHO) == "1288432023552776189"
-    plain = crypto.decrypt_message("0c3914025cb4b4d68103f6bfc8db550f79dcf48e", "1476422779", "1597212914", V3_ENCRYPT)
+    assert (
+        crypto.verify_url("012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb", "1476416373", "47744683", V3_ECHO)
+        == "1288432023552776189"
+    )
+    plain = crypto.decrypt_message(
+        "0c3914025cb4b4d68103f6bfc8db550f79dcf48e", "1476422779", "1597212914", V3_ENCRYPT
+    )
     assert plain == V3_PLAIN and len(plain.encode()) == 228
-    json_plain = crypto.decrypt_message("e3647471e395139e2308c1fa963f2d648a00b90e", "1409659813", "1372623149", V3_JSON_ENCRYPT)
+    json_plain = crypto.decrypt_message(
+        "e3647471e395139e2308c1fa963f2d648a00b90e", "1409659813", "1372623149", V3_JSON_ENCRYPT
+    )
     assert '"Content": "hello"' in json_plain  # published plaintext is invalid JSON: crypto only
 
 
 def test_v4_decrypt_and_deterministic_encrypt() -> None:
     crypto = WeComCrypto(V4_TOKEN, V4_KEY, V4_CORP)
-    assert crypto.verify_url("dd6b9c95b495b3f7e2901bfbc76c664930ffdb96", "1411443780", "437374425", V4_ECHO) == "5927782489442352469"
+    assert (
+        crypto.verify_url("dd6b9c95b495b3f7e2901bfbc76c664930ffdb96", "1411443780", "437374425", V4_ECHO)
+        == "5927782489442352469"
+    )
     with pytest.raises(InvalidSignature):
         crypto.verify_url("dd6b9c95b495b3f7e2901bfbc76c664930ffdb96", "1411443780", "437374424", V4_ECHO)
-    plain = crypto.decrypt_message("74d92dfeb87ba7c714f89d98870ae5eb62dff26d", "1411525903", "461056294", V4_ENCRYPT)
-    assert "<Content><![CDATA[test]]></Content>" in plain and "messense" in plain and "4363689963896700987" in plain
+    plain = crypto.decrypt_message(
+        "74d92dfeb87ba7c714f89d98870ae5eb62dff26d", "1411525903", "461056294", V4_ENCRYPT
+    )
+    assert (
+        "<Content><![CDATA[test]]></Content>" in plain
+        and "messense" in plain
+        and "4363689963896700987" in plain
+    )
     reply = crypto.encrypt_reply(V4_REPLY_PLAIN, "461056294", "1411525903", prefix=b"1234567890123456")
     assert reply.encrypt == V4_REPLY_ENCRYPT
     assert reply.signature == "407518b7649e86ef23978113f92d27afa9296533"
@@ -134,7 +156,10 @@ def test_v4_decrypt_and_deterministic_encrypt() -> None:
 def test_v5_smart_robot_empty_receive_id() -> None:
     crypto = WeComCrypto(V1_TOKEN, V1_KEY, "")
     assert sign(V1_TOKEN, "1700000000", "abc123", V5_ENCRYPT) == "56929c5840342639092f10eb432a3d8ec3fa3f3c"
-    assert crypto.decrypt_message("56929c5840342639092f10eb432a3d8ec3fa3f3c", "1700000000", "abc123", V5_ENCRYPT) == V5_PLAIN
+    assert (
+        crypto.decrypt_message("56929c5840342639092f10eb432a3d8ec3fa3f3c", "1700000000", "abc123", V5_ENCRYPT)
+        == V5_PLAIN
+    )
     assert crypto.encrypt(V5_PLAIN, prefix=b"1234567890123456") == V5_ENCRYPT
     with pytest.raises(InvalidReceiveId):  # the app's corp id is not the robot's ""
         WeComCrypto(V1_TOKEN, V1_KEY, V1_CORP).decrypt(V5_ENCRYPT)
@@ -185,7 +210,9 @@ def _independent_encrypt(encoding_aes_key: str, receive_id: str, msg: str, prefi
     key = base64.b64decode(encoding_aes_key + "=")
     body = msg.encode()
     padder = padding.PKCS7(256).padder()
-    padded = padder.update(prefix + struct.pack("!I", len(body)) + body + receive_id.encode()) + padder.finalize()
+    padded = (
+        padder.update(prefix + struct.pack("!I", len(body)) + body + receive_id.encode()) + padder.finalize()
+    )
     enc = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
     return base64.b64encode(enc.update(padded) + enc.finalize()).decode()
 

@@ -49,7 +49,9 @@ def test_xml_rejects_doctype_and_entities(doc: str) -> None:
         parse_fields(doc)
 
 
-@pytest.mark.parametrize("doc", ["<xml><A>&undefined;</A></xml>", "<xml><A>", "not xml", "<a>" * 20 + "</a>" * 20])
+@pytest.mark.parametrize(
+    "doc", ["<xml><A>&undefined;</A></xml>", "<xml><A>", "not xml", "<a>" * 20 + "</a>" * 20]
+)
 def test_xml_rejects_malformed(doc: str) -> None:
     with pytest.raises(XMLRejected):
         parse_fields(doc)
@@ -61,7 +63,10 @@ def test_xml_size_limit() -> None:
 
 
 def test_envelope_xml_and_json() -> None:
-    assert extract_encrypt(b"<xml><ToUserName>c</ToUserName><Encrypt><![CDATA[abc+/=]]></Encrypt></xml>") == "abc+/="
+    assert (
+        extract_encrypt(b"<xml><ToUserName>c</ToUserName><Encrypt><![CDATA[abc+/=]]></Encrypt></xml>")
+        == "abc+/="
+    )
     assert extract_encrypt(b'{"encrypt": "xyz"}') == "xyz"
     assert extract_encrypt(b'{"ToUserName": "c", "Encrypt": "XYZ", "AgentID": 218}') == "XYZ"
     for bad in (b"<xml><ToUserName>c</ToUserName></xml>", b"{broken", b"[1]"):
@@ -99,7 +104,9 @@ def test_app_image_ignored_and_voice_recognition_used() -> None:
 
 def test_robot_group_message_strips_mention() -> None:
     url = "https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=RC"
-    msg = parse_robot_message(robot_text_json("MSGID1", "zhangsan", "@党建助手\u2005已学习", url, "CHATID"), NOW)
+    msg = parse_robot_message(
+        robot_text_json("MSGID1", "zhangsan", "@党建助手\u2005已学习", url, "CHATID"), NOW
+    )
     assert msg is not None
     assert msg.conversation_kind is ConversationKind.GROUP and msg.conversation_id == "CHATID"
     assert msg.text == "已学习" and msg.message_id == "MSGID1" and msg.sender_id == "zhangsan"
@@ -141,20 +148,32 @@ def _out(**kw: object) -> OutgoingMessage:
 
 
 def test_routing_rules() -> None:
-    groups = {"g1": GroupWebhook(conversation_id="g1", webhook_url="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k")}
+    groups = {
+        "g1": GroupWebhook(
+            conversation_id="g1", webhook_url="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"
+        )
+    }
     assert plan_route(_out(user_id="u"), groups, NOW, app_ready=True).kind is RouteKind.DIRECT
     assert plan_route(_out(conversation_id="u"), groups, NOW, app_ready=True).target == "u"
     assert plan_route(_out(conversation_id="g1"), groups, NOW, app_ready=True).kind is RouteKind.WEBHOOK
     assert plan_route(_out(user_id="u"), groups, NOW, app_ready=False).kind is RouteKind.NONE
-    handle = {"response_url": "https://r", "response_url_expires": str(int(NOW.timestamp()) + 60), "chattype": "group"}
+    handle = {
+        "response_url": "https://r",
+        "response_url_expires": str(int(NOW.timestamp()) + 60),
+        "chattype": "group",
+    }
     fresh = OutgoingMessage(Recipient(Platform.WECOM, conversation_id="chat9"), "ok", reply_handle=handle)
     assert plan_route(fresh, groups, NOW, app_ready=True).kind is RouteKind.RESPONSE_URL
     later = NOW + dt.timedelta(minutes=2)
     assert plan_route(fresh, groups, later, app_ready=True).kind is RouteKind.NONE  # group, no webhook
     other = OutgoingMessage(Recipient(Platform.DINGTALK, user_id="u"), "x")
     assert plan_route(other, groups, NOW, app_ready=True).kind is RouteKind.NONE
-    file_msg = OutgoingMessage(Recipient(Platform.WECOM, user_id="u"), "", MessageFormat.FILE, reply_handle=handle)
-    assert plan_route(file_msg, groups, NOW, app_ready=True).kind is RouteKind.DIRECT  # response_url can't carry files
+    file_msg = OutgoingMessage(
+        Recipient(Platform.WECOM, user_id="u"), "", MessageFormat.FILE, reply_handle=handle
+    )
+    assert (
+        plan_route(file_msg, groups, NOW, app_ready=True).kind is RouteKind.DIRECT
+    )  # response_url can't carry files
 
 
 def test_settings_and_missing_config() -> None:
@@ -165,8 +184,13 @@ def test_settings_and_missing_config() -> None:
     assert any("Token" in m for m in missing) and any("EncodingAESKey" in m for m in missing)
     assert missing[-1] == TRUSTED_IP_HINT and "企业可信IP" in TRUSTED_IP_HINT and "2022" in TRUSTED_IP_HINT
     full = WeComSettings(
-        enabled=True, corp_id="ww1", agent_id="1000002", secret="s", token="t",
-        encoding_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", api_base="http://x/",
+        enabled=True,
+        corp_id="ww1",
+        agent_id="1000002",
+        secret="s",
+        token="t",
+        encoding_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        api_base="http://x/",
     )
     assert missing_config(full) == [] and full.api_base == "http://x"
     assert "secret=" not in repr(full) and "encoding_aes_key=" not in repr(full)
@@ -175,5 +199,8 @@ def test_settings_and_missing_config() -> None:
         WeComSettings(encoding_aes_key="too-short")
     with pytest.raises(ValidationError):
         WeComSettings(agent_id="abc")
-    rows = [{"platform": "wecom", "conversation_id": "c1", "webhook_url": "u"}, {"platform": "dingtalk", "conversation_id": "d"}]
+    rows = [
+        {"platform": "wecom", "conversation_id": "c1", "webhook_url": "u"},
+        {"platform": "dingtalk", "conversation_id": "d"},
+    ]
     assert groups_from_config(rows) == [GroupWebhook(conversation_id="c1", webhook_url="u")]

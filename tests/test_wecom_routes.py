@@ -6,8 +6,9 @@ import asyncio
 import base64
 import datetime as dt
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bot.clock import FakeClock
+from bot.kv.base import KV
 from bot.kv.memory import MemoryKV
 from bot.message import ConversationKind, IncomingMessage
 from bot.platforms.base import InboundResult
@@ -47,9 +49,9 @@ class Bot:
     session: aiohttp.ClientSession
     received: list[IncomingMessage] = field(default_factory=list)
 
-    def app_driver(self, **kw: object) -> CallbackDriver:
+    def app_driver(self, **kw: Any) -> CallbackDriver:
         kw.setdefault("agent_id", "218")
-        return CallbackDriver.for_app(self.session, self.base, V1_TOKEN, V1_KEY, V1_CORP, **kw)  # type: ignore[arg-type]
+        return CallbackDriver.for_app(self.session, self.base, V1_TOKEN, V1_KEY, V1_CORP, **kw)
 
     async def get(self, path: str, query: str) -> tuple[int, str]:
         async with self.session.get(yarl_url(f"{self.base}{path}?{query}")) as resp:
@@ -76,14 +78,17 @@ def _settings(**overrides: object) -> WeComSettings:
     return WeComSettings.model_validate(values)
 
 
+MakeBot = Callable[..., Awaitable[Bot]]
+
+
 @pytest_asyncio.fixture
-async def make_bot() -> AsyncIterator[object]:
-    cleanups: list[object] = []
+async def make_bot() -> AsyncIterator[MakeBot]:
+    cleanups: list[tuple[WeComAdapter, TestServer, aiohttp.ClientSession]] = []
 
     async def build(settings: WeComSettings | None = None, *, start: bool = True) -> Bot:
         session = aiohttp.ClientSession()
         clock = FakeClock(dt.datetime(2024, 6, 3, 9, 0, tzinfo=dt.UTC))
-        adapter = WeComAdapter(settings or _settings(), [], MemoryKV(clock), clock, session)
+        adapter = WeComAdapter(settings or _settings(), [], cast(KV, MemoryKV(clock)), clock, session)
         app = web.Application()
         app.add_routes(adapter.routes())
         server = TestServer(app, host="127.0.0.1")
@@ -100,32 +105,37 @@ async def make_bot() -> AsyncIterator[object]:
         return bot
 
     yield build
-    for adapter, server, session in cleanups:  # type: ignore[misc]
+    for adapter, server, session in cleanups:
         await adapter.stop()
         await server.close()
         await session.close()
 
 
-async def test_url_verification_official_v2(make_bot) -> None:
+async def test_url_verification_official_v2(make_bot: MakeBot) -> None:
     bot = await make_bot()
     status, body = await bot.get("/wecom/callback", V2_QUERY)
     assert (status, body) == (200, "1616140317555161061")  # bare: no quotes, no newline
 
 
-async def test_url_verification_literal_plus_is_not_a_space(make_bot) -> None:
+async def test_url_verification_literal_plus_is_not_a_space(make_bot: MakeBot) -> None:
     bot = await make_bot()
     literal_plus = V2_QUERY.replace("%2B", "+")  # unquote_plus / yarl would turn these into spaces
     assert "+" in literal_plus
     assert await bot.get("/wecom/callback", literal_plus) == (200, "1616140317555161061")
 
 
-async def test_url_verification_v3_keys_and_failures(make_bot) -> None:
+async def test_url_verification_v3_keys_and_failures(make_bot: MakeBot) -> None:
     bot = await make_bot(
-        _settings(token="hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", encoding_aes_key=ROBOT_KEY, corp_id="ww1436e0e65a779aee")
+        _settings(
+            token="hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", encoding_aes_key=ROBOT_KEY, corp_id="ww1436e0e65a779aee"
+        )
     )
     echostr = "fsi1xnbH4yQh0+PJxcOdhhK6TDXkjMyhEPA7xB2TGz6b+g7xyAbEkRxN/3cNXW9qdqjnoVzEtpbhnFyq6SVHyA=="
     query = CallbackDriver.query(
-        msg_signature="012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb", timestamp="1476416373", nonce="47744683", echostr=echostr
+        msg_signature="012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb",
+        timestamp="1476416373",
+        nonce="47744683",
+        echostr=echostr,
     )
     assert await bot.get("/wecom/callback", query) == (200, "1288432023552776189")
     assert (await bot.get("/wecom/callback", query.replace("47744683", "47744684")))[0] == 403
@@ -134,7 +144,7 @@ async def test_url_verification_v3_keys_and_failures(make_bot) -> None:
     assert (await other_corp.get("/wecom/callback", V2_QUERY))[0] == 403  # receive id mismatch, not 500
 
 
-async def test_official_v1_post_via_route(make_bot) -> None:
+async def test_official_v1_post_via_route(make_bot: MakeBot) -> None:
     bot = await make_bot()
     async with bot.session.post(yarl_url(f"{bot.base}/wecom/callback?{V1_QUERY}"), data=V1_ENVELOPE) as resp:
         assert resp.status == 200 and await resp.read() == b""
@@ -143,7 +153,7 @@ async def test_official_v1_post_via_route(make_bot) -> None:
     assert msg.conversation_kind is ConversationKind.DIRECT and msg.conversation_id == "mycreate"
 
 
-async def test_valid_text_acks_empty_and_sinks_once(make_bot) -> None:
+async def test_valid_text_acks_empty_and_sinks_once(make_bot: MakeBot) -> None:
     bot = await make_bot()
     attempts = await bot.app_driver().send_text("zhangsan", "党费 50", msg_id="123456789")
     assert [(a.status, a.body) for a in attempts] == [(200, "")]
@@ -151,7 +161,7 @@ async def test_valid_text_acks_empty_and_sinks_once(make_bot) -> None:
     assert (msg.sender_id, msg.text, msg.message_id) == ("zhangsan", "党费 50", "218:123456789")
 
 
-async def test_redelivered_message_keeps_its_id(make_bot) -> None:
+async def test_redelivered_message_keeps_its_id(make_bot: MakeBot) -> None:
     bot = await make_bot()
     attempts = await bot.app_driver().send_text("lisi", "到", msg_id="4561255354251345929", attempts=4)
     assert [a.status for a in attempts] == [200] * 4
@@ -160,13 +170,13 @@ async def test_redelivered_message_keeps_its_id(make_bot) -> None:
     assert len(received) == 4 and {m.message_id for m in received} == {"218:4561255354251345929"}
 
 
-async def test_not_started_answers_503_and_wecom_retries(make_bot) -> None:
+async def test_not_started_answers_503_and_wecom_retries(make_bot: MakeBot) -> None:
     bot = await make_bot(start=False)
     attempts = await bot.app_driver().send_text("lisi", "到", msg_id="77")
     assert [a.status for a in attempts] == [503] * 4  # 1 delivery + 3 retries, like WeCom
 
 
-async def test_ack_does_not_wait_for_the_core(make_bot) -> None:
+async def test_ack_does_not_wait_for_the_core(make_bot: MakeBot) -> None:
     bot = await make_bot(start=False)
     release = asyncio.Event()
 
@@ -189,7 +199,7 @@ def _bad_padding_encrypt() -> str:
     return base64.b64encode(enc.update(b"B" * 63 + b"\x30") + enc.finalize()).decode()  # pad byte 48 > 32
 
 
-async def test_rejections_then_keeps_serving(make_bot) -> None:
+async def test_rejections_then_keeps_serving(make_bot: MakeBot) -> None:
     bot = await make_bot()
     driver = bot.app_driver()
     query, body = driver.signed("<xml><MsgType>text</MsgType></xml>")
@@ -203,11 +213,13 @@ async def test_rejections_then_keeps_serving(make_bot) -> None:
     ts, nonce = "1700000000", "5"
     q = CallbackDriver.query(msg_signature=spec_sign(V1_TOKEN, ts, nonce, bad), timestamp=ts, nonce=nonce)
     status = (await driver.post(q, f"<xml><Encrypt><![CDATA[{bad}]]></Encrypt></xml>".encode())).status
-    assert 400 <= status < 500
+    assert status is not None and 400 <= status < 500
 
     bomb = b'<!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><xml><Encrypt>&b;</Encrypt></xml>'
     assert (await driver.post(query, bomb)).status == 400
-    inner_doctype = '<!DOCTYPE xml [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Content>&e;</Content></xml>'
+    inner_doctype = (
+        '<!DOCTYPE xml [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Content>&e;</Content></xml>'
+    )
     assert (await driver.post(*driver.signed(inner_doctype))).status == 400
 
     assert (await driver.post(query, b"<xml>" + b"x" * (1024 * 1024) + b"</xml>")).status == 413
@@ -217,13 +229,15 @@ async def test_rejections_then_keeps_serving(make_bot) -> None:
     assert [m.message_id for m in await bot.settled()] == ["218:888"]
 
 
-async def test_smart_robot_route(make_bot) -> None:
+async def test_smart_robot_route(make_bot: MakeBot) -> None:
     bot = await make_bot()
     robot = CallbackDriver.for_robot(bot.session, bot.base, ROBOT_TOKEN, ROBOT_KEY)
     echo = await robot.verify_url("8730516382")
     assert (echo.status, echo.body) == (200, "8730516382")
     url = "https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=RC1"
-    attempts = await robot.send_robot_text("MSG-1", "zhangsan", "@党建助手 已学习", url, chatid="wrkSFfCgAAAA")
+    attempts = await robot.send_robot_text(
+        "MSG-1", "zhangsan", "@党建助手 已学习", url, chatid="wrkSFfCgAAAA"
+    )
     assert [(a.status, a.body) for a in attempts] == [(200, "")]
     [msg] = await bot.settled()
     assert msg.conversation_kind is ConversationKind.GROUP and msg.conversation_id == "wrkSFfCgAAAA"
@@ -232,19 +246,25 @@ async def test_smart_robot_route(make_bot) -> None:
     # The app's keys (or a corp id as receive id) do not open the robot's door.
     app_keys = CallbackDriver.for_robot(bot.session, bot.base, V1_TOKEN, V1_KEY)
     assert [a.status for a in await app_keys.send_robot_text("M2", "u", "x", url, attempts=1)] == [403]
-    corp_id = CallbackDriver(bot.session, bot.base + "/wecom/robot", ROBOT_TOKEN, ROBOT_KEY, V1_CORP, json_envelope=True)
+    corp_id = CallbackDriver(
+        bot.session, bot.base + "/wecom/robot", ROBOT_TOKEN, ROBOT_KEY, V1_CORP, json_envelope=True
+    )
     assert [a.status for a in await corp_id.send_robot_text("M3", "u", "x", url, attempts=1)] == [403]
 
 
-async def test_unconfigured_callbacks_are_503(make_bot) -> None:
+async def test_unconfigured_callbacks_are_503(make_bot: MakeBot) -> None:
     bot = await make_bot(_settings(robot_token="", robot_encoding_aes_key="", token=""))
     assert (await bot.get("/wecom/callback", V2_QUERY))[0] == 503
     encrypt = spec_encrypt(ROBOT_KEY, "", "{}")
-    assert (await bot.get("/wecom/robot", CallbackDriver.query(msg_signature="x", timestamp="1", nonce="1", echostr=encrypt)))[0] == 503
+    assert (
+        await bot.get(
+            "/wecom/robot", CallbackDriver.query(msg_signature="x", timestamp="1", nonce="1", echostr=encrypt)
+        )
+    )[0] == 503
 
 
 @pytest.mark.parametrize("path", ["/wecom/callback", "/wecom/robot"])
-async def test_missing_query_params_are_400(make_bot, path: str) -> None:
+async def test_missing_query_params_are_400(make_bot: MakeBot, path: str) -> None:
     bot = await make_bot()
     async with bot.session.post(f"{bot.base}{path}", data=b"<xml/>") as resp:
         assert resp.status == 400

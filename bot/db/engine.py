@@ -11,12 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Take over transaction control from the driver so every transaction can start IMMEDIATE.
+    dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _begin_immediate(conn: Any) -> None:
+    # Writers queue on busy_timeout instead of failing with "database is locked" when a read
+    # transaction would have to upgrade to a write lock (two instances or tasks on one file).
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, echo: bool = False) -> AsyncEngine:
@@ -26,6 +34,7 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

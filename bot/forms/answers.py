@@ -44,7 +44,8 @@ def _fold(text: str) -> str:
 
 def parse_yesno(text: str) -> FieldResult:
     raw = normalize(text).lower()
-    for candidate in (raw, strip_decor(raw), _fold(raw)):
+    folded = _fold(raw)
+    for candidate in (raw, strip_decor(raw), folded, re.sub("[了啦呀吧哦嘛呢]+$", "", folded)):
         if candidate in _YES:
             return Parsed(True)
         if candidate in _NO:

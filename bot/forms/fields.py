@@ -4,7 +4,7 @@ It never raises for any input string. Values are JSON-serialisable:
 money → int fen; integer → int; decimal → str ("2.5", rounded half-up to 2 places); date → ISO
 "2026-11-15"; time → "HH:MM"; choice → canonical key; yesno → bool; attendance →
 {"status": "present"|"online"|"leave", "reason": str}; text → str; members → [{"member_id", "name"}].
-An optional field answered with 无 / 没有 / 略 / - parses to ``None``. Money amounts must be above
+An optional field answered with 无 / 没有 / 略 / - parses to ``None`` (yes/no fields: ``False``). Money amounts must be above
 zero unless ``min_value`` allows 0; ``min_value``/``max_value`` are inclusive (money in yuan).
 """
 
@@ -179,7 +179,7 @@ _LONG_OK = {FieldType.TEXT, FieldType.MEMBERS}
 
 def parse_field(spec: FieldSpec, text: str, ctx: ParseContext) -> FieldResult:
     """Parse ``text`` as an answer to ``spec``; never raises."""
-    if not spec.required and is_skip(text):
+    if not spec.required and spec.type is not FieldType.YESNO and is_skip(text):
         return Parsed(None)
     if spec.type not in _LONG_OK and len(text) > _MAX_SHORT:
         return Invalid(f"回复太长了，{spec.prompt}")

@@ -58,7 +58,7 @@ class _Roster:
         self.lengths = sorted({len(n) for n in self.by_name if n}, reverse=True)
 
     def fuzzy(self, typed: str) -> list[RosterName]:
-        if len(typed) < 2:
+        if len(typed) < 2 or not typed.replace("·", "").isalpha():
             return []
         return [m for name, ms in self.by_name.items() if len(name) >= 2 and _distance_one(typed, name) for m in ms]
 
@@ -112,7 +112,8 @@ def _ambiguous(pairs: list[tuple[str, list[RosterName]]]) -> Ambiguous:
         if len(set(names)) == 1:
             details.append(f"名单中有{len(names)}位“{names[0]}”")
         else:
-            details.append(f"“{typed}”可能是{'、'.join(names)}")
+            shown = [n + (f"（{names.count(n)}人）" if names.count(n) > 1 else "") for n in dict.fromkeys(names)]
+            details.append(f"“{typed}”可能是{'、'.join(shown)}")
         options += [{"input": typed, "member_id": c.member_id, "name": c.name} for c in candidates]
     return Ambiguous("；".join(details) + "，请确认是哪一位。", options)
 

@@ -29,7 +29,7 @@ from bot.forms.results import Ambiguous, FieldResult, Invalid, ParseContext, Par
 from bot.forms.spec import FieldSpec, FieldType, FormSpec
 
 _MENTION = re.compile(r"^@\S+\s+")
-_LEAD_SEPARATORS = " \n:,;、=-—~.。!|"
+_LEAD_SEPARATORS = " \n:,;、=—~。!|"  # not "-" or ".": "党费 -50" is a negative amount
 _VALUE_SEPARATORS = " :=：是为"
 _NEUTRAL = ParseContext(today=dt.date(2000, 1, 1))
 #: Longer multi-field messages (or more pieces) are not split; the engine asks field by field.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from bot.clock import Clock, SystemClock
 
@@ -66,8 +66,8 @@ class MemoryKV:
         finally:
             lock.release()
 
-    def lock(self, key: str, timeout_seconds: float = 30.0) -> AsyncIterator[None]:  # type: ignore[override]
-        return self._locked(key, timeout_seconds)  # type: ignore[return-value]
+    def lock(self, key: str, timeout_seconds: float = 30.0) -> AbstractAsyncContextManager[None]:
+        return self._locked(key, timeout_seconds)
 
     async def ping(self) -> bool:
         return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -79,8 +79,8 @@ class RedisKV:
             except RedisError:
                 pass  # expired or Redis gone: the TTL frees it
 
-    def lock(self, key: str, timeout_seconds: float = 30.0) -> AsyncIterator[None]:  # type: ignore[override]
-        return self._locked(key, timeout_seconds)  # type: ignore[return-value]
+    def lock(self, key: str, timeout_seconds: float = 30.0) -> AbstractAsyncContextManager[None]:
+        return self._locked(key, timeout_seconds)
 
     async def ping(self) -> bool:
         try:

@@ -19,12 +19,13 @@ import base64
 import collections
 import datetime as dt
 import hashlib
+import io
 import itertools
 import json
 import secrets
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +40,7 @@ from yarl import URL
 from bot.clock import Clock, FakeClock
 
 FROM_IP = "203.0.113.7"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ENDPOINTS = {
     "gettoken": ("GET", "/cgi-bin/gettoken"),
     "message/send": ("POST", "/cgi-bin/message/send"),
@@ -169,7 +171,7 @@ class FakeWeCom:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def _wrap(self, name: str, handler: Any) -> Any:
+    def _wrap(self, name: str, handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             self.calls[name] += 1
             fault = self._faults[name].popleft() if self._faults[name] else None
@@ -460,7 +462,9 @@ class CallbackDriver:
         url = yarl_url(f"{self.url}?{query}")
         try:
             async with self.session.post(
-                url, data=body, timeout=aiohttp.ClientTimeout(total=self.timeout)
+                url,
+                data=io.BytesIO(body),  # BytesIO: aiohttp warns about big raw bodies
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as resp:
                 return Attempt(resp.status, await resp.text(), time.monotonic() - started)
         except TimeoutError:

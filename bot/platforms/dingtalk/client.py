@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import aiohttp
@@ -28,7 +28,7 @@ from bot.platforms.base import AdminAlert
 from bot.platforms.dingtalk.errors import PLATFORM, check_response, classify, is_flow_control
 from bot.platforms.dingtalk.limits import NowFn, RobotThrottle, SleepFn, TokenBucket
 from bot.platforms.dingtalk.quota import Kind, QuotaMeter
-from bot.platforms.dingtalk.runtime import SessionHolder
+from bot.platforms.dingtalk.runtime import SessionHolder, send_alert
 from bot.platforms.dingtalk.settings import DingTalkSettings
 
 log = logging.getLogger("bot.platforms.dingtalk")
@@ -57,6 +57,7 @@ class DingTalkClient:
         self._clock = clock
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         limits: dict[Kind, int] = {"api": settings.monthly_api_quota, "push": settings.monthly_push_quota}
+        self._admin_alert = admin_alert
         self.quota = QuotaMeter(kv, clock, settings.app_key, limits, admin_alert)
         self._bucket = TokenBucket(settings.qps, now=monotonic, sleep=sleep)
         self.robots = RobotThrottle(now=self.now_s, sleep=sleep)
@@ -94,10 +95,17 @@ class DingTalkClient:
             return await self._from_kv() or await self._fetch_token()
 
     async def _fetch_token(self) -> str:
-        body = await self.post_json(
-            f"{self.settings.api_base}/v1.0/oauth2/accessToken",
-            {"appKey": self.settings.app_key, "appSecret": self.settings.app_secret},
-        )
+        try:
+            body = await self.post_json(
+                f"{self.settings.api_base}/v1.0/oauth2/accessToken",
+                {"appKey": self.settings.app_key, "appSecret": self.settings.app_secret},
+            )
+        except PlatformAPIError as exc:
+            if not exc.retryable:
+                # Wrong credentials: nothing can be sent until an admin fixes them; keep messages for later.
+                exc.token_invalid = True
+                await self.credentials_rejected(exc.code)
+            raise
         token, expire_in = str(body["accessToken"]), float(body.get("expireIn", 7200))
         self._token = (token, self.now_s() + expire_in)
         value = json.dumps({"token": token, "expires_at": self._token[1]})
@@ -112,6 +120,11 @@ class DingTalkClient:
         # Only drop the shared copy if it is the bad one: another instance may already have replaced it.
         if raw is not None and json.loads(raw).get("token") == bad:
             await self._kv.delete(self._token_key)
+
+    async def credentials_rejected(self, code: str) -> None:
+        await send_alert(self._admin_alert, f"dingtalk:credentials:{code}",
+                         f"钉钉应用凭证被拒绝（{code}），机器人无法收发消息。请检查配置中的 app_key / app_secret"
+                         "（注意不要有多余的空格或换行）。")
 
     # --- transport ----------------------------------------------------------------------------------
 
@@ -219,11 +232,14 @@ class DingTalkClient:
     async def upload_media(self, path: str, media_type: str, file_name: str) -> str:
         """``media/upload`` (multipart field ``media`` + ``type``) → reusable media_id (§6)."""
         content = await asyncio.to_thread(Path(path).read_bytes)  # file I/O off the loop
+        # aiohttp percent-encodes non-ASCII multipart filenames; DingTalk only needs the extension here
+        # (the name people see is msgParam.fileName), so upload under an ASCII name.
+        upload_name = file_name if file_name.isascii() else f"file{PurePath(file_name).suffix}"
 
         def form() -> aiohttp.FormData:
             data = aiohttp.FormData()
             data.add_field("type", media_type)
-            data.add_field("media", content, filename=file_name, content_type="application/octet-stream")
+            data.add_field("media", content, filename=upload_name, content_type="application/octet-stream")
             return data
 
         answer = await self._call(f"{self.settings.oapi_base}/media/upload", kind="api", oapi=True, form=form)

@@ -184,11 +184,12 @@ class Deliverer:
         """Send with @ through the group's custom robot; True means "use groupMessages/send instead"."""
         for body in webhook_bodies(m, list(m.mention_user_ids)):
             try:
-                await self._client.robots.acquire(robot.webhook_url)  # waits, never drops (20/min)
-                # Sign after the wait: the timestamp must be fresh when DingTalk checks it.
-                url = signed_webhook_url(robot.webhook_url, robot.webhook_secret, int(self._client.now_s() * 1000))
-                o.calls += 1
-                await self._client.post_webhook(url, body)
+                async with self._client.robots.slot(robot.webhook_url):  # waits, never drops (20/min)
+                    # Sign after the wait: the timestamp must be fresh when DingTalk checks it.
+                    now_ms = int(self._client.now_s() * 1000)
+                    url = signed_webhook_url(robot.webhook_url, robot.webhook_secret, now_ms)
+                    o.calls += 1
+                    await self._client.post_webhook(url, body)
             except PlatformAPIError as exc:
                 if exc.code in ROBOT_FLOW_CODES:
                     self._client.robots.back_off(robot.webhook_url)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from bot.errors import PlatformAPIError
 from bot.platforms.dingtalk.errors import PLATFORM, ROBOT_BACKOFF_S
@@ -66,7 +67,10 @@ class RobotThrottle:
         self._locks: dict[str, asyncio.Lock] = {}
         self._blocked_until: dict[str, float] = {}
 
-    async def acquire(self, robot: str) -> None:
+    @asynccontextmanager
+    async def slot(self, robot: str) -> AsyncIterator[None]:
+        """Hold the robot for one send. The send is stamped when it completes: DingTalk receives it no
+        later than that, so our window never runs ahead of the server's. Sends to one robot are serial."""
         self._raise_if_blocked(robot)
         async with self._locks.setdefault(robot, asyncio.Lock()):
             sent = self._sent.setdefault(robot, collections.deque())
@@ -77,7 +81,11 @@ class RobotThrottle:
                 if len(sent) < ROBOT_PER_MINUTE:
                     break
                 await self._sleep(ROBOT_WINDOW_S - (now - sent[0]))
-            sent.append(self._now())
+            self._raise_if_blocked(robot)  # a send before us may have tripped the 10-minute rest
+            try:
+                yield
+            finally:
+                sent.append(self._now())
 
     def back_off(self, robot: str) -> None:
         self._blocked_until[robot] = self._now() + ROBOT_BACKOFF_S

@@ -7,15 +7,13 @@ DingTalk itself answers with a quota code (90020 / ApiCountLimitForOrg / 20001).
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Literal
 
 from bot.clock import SHANGHAI, Clock
 from bot.kv.base import KV
 from bot.platforms.base import AdminAlert
-
-log = logging.getLogger("bot.platforms.dingtalk")
+from bot.platforms.dingtalk.runtime import send_alert
 
 Kind = Literal["api", "push"]
 COUNTER_TTL_S = 35 * 24 * 3600  # outlives the month; the month is part of the key
@@ -84,8 +82,4 @@ class QuotaMeter:
         }
 
     async def _send(self, key: str, text: str) -> None:
-        log.warning("dingtalk quota alert %s: %s", key, text)
-        try:
-            await self._alert(key, text)
-        except Exception:  # an alert failure must not fail the send that triggered it
-            log.exception("admin alert %s failed", key)
+        await send_alert(self._alert, key, text)

@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.platforms.base import AdminAlert
+
 log = logging.getLogger("bot.platforms.dingtalk")
 
 SessionSource = aiohttp.ClientSession | Callable[[], aiohttp.ClientSession]
@@ -69,3 +71,12 @@ class SessionHolder:
         if self._own is not None:
             await self._own.close()
             self._own = None
+
+
+async def send_alert(alert: AdminAlert, key: str, text: str) -> None:
+    """Tell the admins (the core dedupes by key); an alert failure must never fail the caller."""
+    log.warning("dingtalk admin alert %s: %s", key, text)
+    try:
+        await alert(key, text)
+    except Exception:
+        log.exception("admin alert %s failed", key)

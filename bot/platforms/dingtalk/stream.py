@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from bot.errors import PlatformAPIError
 from bot.platforms.dingtalk.client import DingTalkClient
 from bot.platforms.dingtalk.limits import NowFn, SleepFn
 from bot.platforms.dingtalk.runtime import SessionHolder, TaskSet
@@ -107,6 +108,8 @@ class StreamClient:
                 except Exception as exc:  # noqa: BLE001 - the stream must outlive any single failure
                     log.warning("dingtalk stream error (%s: %s); reconnecting", type(exc).__name__, exc)
                     await self._close()
+                    if isinstance(exc, PlatformAPIError) and exc.token_invalid:  # authFailed: bad credentials
+                        await self._client.credentials_rejected(exc.code)
                 await self._sleep(self.backoff(attempt))
                 attempt += 1
         finally:
@@ -134,19 +137,25 @@ class StreamClient:
 
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[str, bool]:
         saw_frames = False
+        loop = asyncio.get_running_loop()
+        silence = self._settings.stream_ping_timeout_s
+        deadline = loop.time() + silence
         while True:
             try:
-                # Watchdog: pongs are consumed by aiohttp, so only real frames reset it — a zombie
-                # socket that still answers pings but gets no pushes is detected too.
-                msg = await ws.receive(timeout=self._settings.stream_ping_timeout_s)
+                # Watchdog on an absolute deadline that only real frames move. Not receive(timeout=):
+                # aiohttp restarts that timer on every internal PONG, so a zombie socket that answers
+                # pings but gets no pushes (§11) would never be noticed.
+                async with asyncio.timeout_at(deadline):
+                    msg = await ws.receive()
             except TimeoutError:
-                log.warning("dingtalk stream silent for %.0f s; reconnecting", self._settings.stream_ping_timeout_s)
+                log.warning("dingtalk stream silent for %.0f s; reconnecting", silence)
                 return "silent", saw_frames
             if msg.type in _CLOSED:
                 return "closed", saw_frames
             if msg.type is aiohttp.WSMsgType.TEXT:
                 saw_frames = True
                 self.last_frame_at = self._monotonic()
+                deadline = loop.time() + silence
                 if await self._on_frame(ws, msg.data) == "disconnect":
                     return "disconnect", saw_frames
 

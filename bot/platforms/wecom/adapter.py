@@ -61,6 +61,7 @@ class WeComAdapter:
         )
         limiter = WebhookLimiter(clock, sleep, settings.webhook_per_minute)
         by_id = {g.conversation_id: g for g in groups}
+        self._has_webhooks = any(g.webhook_url for g in groups)
         self._deliverer = Deliverer(self.client, kv, clock, by_id, pacer, limiter)
         app_crypto = (
             WeComCrypto(settings.token, settings.encoding_aes_key, settings.corp_id)
@@ -116,7 +117,8 @@ class WeComAdapter:
             "last_error": f"{last.code}: {last.message}" if last else "",
         }
         fatal = last is not None and last.kind in (ErrorKind.IP_DENIED, ErrorKind.CONFIG)
-        return PlatformHealth(ok=not missing and not fatal, detail=detail)
+        can_send = self.settings.app_configured or self.settings.robot_configured or self._has_webhooks
+        return PlatformHealth(ok=can_send and not fatal, detail=detail)
 
     async def directory(self) -> list[DirectoryUser]:
         if not self.settings.app_configured:

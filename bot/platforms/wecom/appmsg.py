@@ -73,7 +73,8 @@ async def read_file(path: str) -> bytes:
 
 
 def media_form(data: bytes, filename: str) -> aiohttp.FormData:
-    form = aiohttp.FormData()
+    # Unquoted: WeCom shows the filename as given, and a quoted one would read "2024%E5%B9%B4…".
+    form = aiohttp.FormData(quote_fields=False)
     content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     form.add_field("media", data, filename=filename, content_type=content_type)
     return form

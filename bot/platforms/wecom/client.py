@@ -101,23 +101,22 @@ def check_response(payload: object, *, status: int = 200) -> dict[str, Any]:
     raise WeComAPIError(code, message, _KINDS.get(code, ErrorKind.OTHER), payload)
 
 
+_STATIC_ALERTS: dict[int, str] = {
+    40001: "企业微信应用Secret不正确（错误码40001），请检查配置 [wecom] secret 是否为该应用的Secret。",
+    93000: "企业微信群机器人的webhook地址无效，或机器人已被移出群聊（错误码93000），请检查 [[groups]] 的 webhook_url。",
+    301002: "企业微信应用AgentId与Secret不属于同一个应用（错误码301002），请检查 [wecom] agent_id。",
+}
+
+
 def _alert_text(exc: WeComAPIError) -> tuple[str, str] | None:
+    """(dedup key, plain-Chinese fix) for errors only an admin can fix; None for the rest."""
     if exc.kind is ErrorKind.IP_DENIED:
         match = _FROM_IP.search(exc.message)
         ip = match.group(1) if match else "未知"
         text = f"企业微信拒绝了本机IP（from ip: {ip}），请在应用的“企业可信IP”中加入本服务器的出口IP。"
         return f"wecom:60020:{ip}", text
-    if exc.errcode == 40001:
-        return (
-            "wecom:40001",
-            "企业微信应用Secret不正确（错误码40001），请检查配置 [wecom] secret 是否为该应用的Secret。",
-        )
-    if exc.errcode == 301002:
-        return (
-            "wecom:301002",
-            "企业微信应用AgentId与Secret不属于同一个应用（错误码301002），请检查 [wecom] agent_id。",
-        )
-    return None
+    fix = _STATIC_ALERTS.get(exc.errcode)
+    return (f"wecom:{exc.errcode}", fix) if fix else None
 
 
 class WeComClient:

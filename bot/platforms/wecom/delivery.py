@@ -30,6 +30,7 @@ log = logging.getLogger("bot.platforms.wecom")
 WEBHOOK_IMAGE_LIMIT = 2 * 1024 * 1024
 RESPONSE_URL_CLAIM_TTL = 3600.0
 PACED = "超过企业微信每人每分钟30条/每小时1000条的限制，稍后再发"
+BACKLOG = "群机器人每分钟最多发送20条，排队已满，稍后再发"
 INVALID_USER = "企业微信用户ID无效、未授权或不在应用可见范围内"
 ContentKey = tuple[str, str, str, str, str]
 
@@ -212,7 +213,9 @@ class Deliverer:
                 bodies.append(body)
                 calls += uploads
             for body in bodies:
-                await self._limiter.acquire(key)
+                backlog = await self._limiter.acquire(key, self._settings.webhook_max_wait_seconds)
+                if backlog is not None:
+                    return Delivery(DeliveryStatus.RETRY, BACKLOG, retry_after=backlog, platform_calls=calls)
                 await robots.post_webhook(self._client, url, body)
                 calls += 1
         except WeComAPIError as exc:

@@ -58,9 +58,11 @@ class WebhookLimiter:
         self._sent: dict[str, collections.deque[float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def acquire(self, key: str) -> float:
-        """Wait until ``key`` may send once more; returns the seconds waited."""
-        waited = 0.0
+    async def acquire(self, key: str, max_wait: float = math.inf) -> float | None:
+        """Wait (queued per key) until ``key`` may send once more and take the slot; returns None.
+
+        If the next slot is further away than ``max_wait``, takes nothing and returns that delay, so
+        a long backlog becomes a RETRY instead of stalling the caller for many minutes."""
         async with self._locks.setdefault(key, asyncio.Lock()):
             sent = self._sent.setdefault(key, collections.deque())
             while True:
@@ -69,7 +71,8 @@ class WebhookLimiter:
                     sent.popleft()
                 if len(sent) < self._limit:
                     sent.append(now)
-                    return waited
+                    return None
                 delay = sent[0] + self._window - now
-                waited += delay
+                if delay > max_wait:
+                    return delay
                 await self._sleep(delay)

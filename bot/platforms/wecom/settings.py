@@ -37,6 +37,8 @@ class WeComSettings(BaseModel):
     member_per_minute: int = Field(default=30, ge=1)
     member_per_hour: int = Field(default=1000, ge=1)
     webhook_per_minute: int = Field(default=20, ge=1)
+    # Queue for a webhook slot at most this long per message; beyond it the message is a RETRY.
+    webhook_max_wait_seconds: float = Field(default=120.0, ge=0)
     send_batch_size: int = Field(default=1000, ge=1, le=1000)
     # WeCom drops a byte-identical message/send inside this window, which makes our own retries safe.
     duplicate_check_seconds: int = Field(default=600, ge=0, le=14400)
