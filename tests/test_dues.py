@@ -61,7 +61,9 @@ def test_fixed_categories_pay_020(category: DuesCategory) -> None:
 
 def test_fixed_labels() -> None:
     assert compute_dues(None, DuesCategory.STUDENT).bracket_label == "学生党员每月0.20元"
-    assert format_yuan(compute_dues(None, DuesCategory.FARMER, DuesPolicy(farmer_fen=100)).amount_fen) == "1.00"
+    assert (
+        format_yuan(compute_dues(None, DuesCategory.FARMER, DuesPolicy(farmer_fen=100)).amount_fen) == "1.00"
+    )
 
 
 def test_3000_cliff_is_intended() -> None:
@@ -135,7 +137,10 @@ def test_bad_policy_rejected(config: dict[str, object]) -> None:
 
 def test_explanation_matches_example() -> None:
     std = compute_dues(650000, IN)
-    assert dues_explanation(std) == "月缴费基数6500.00元，适用“5000元以上至10000元（含）按1.5%”，每月应交党费97.50元。"
+    assert (
+        dues_explanation(std)
+        == "月缴费基数6500.00元，适用“5000元以上至10000元（含）按1.5%”，每月应交党费97.50元。"
+    )
 
 
 def test_missing_or_negative_base() -> None:

@@ -12,7 +12,20 @@ from bot.forms.fields import Ambiguous, Invalid, ParseContext, Parsed, RosterNam
 from bot.forms.spec import FieldSpec, FieldType, FormSpec
 
 TODAY = dt.date(2026, 11, 27)
-NAMES = ["张三", "李四", "王五", "赵六", "张伟", "张玮", "李娜", "李娜", "欧阳明月", "王和平", "刘洋", "陈晓红"]
+NAMES = [
+    "张三",
+    "李四",
+    "王五",
+    "赵六",
+    "张伟",
+    "张玮",
+    "李娜",
+    "李娜",
+    "欧阳明月",
+    "王和平",
+    "刘洋",
+    "陈晓红",
+]
 ROSTER = [RosterName(i, name) for i, name in enumerate(NAMES, start=1)]
 CTX = ParseContext(today=TODAY, roster=ROSTER)
 
@@ -199,7 +212,9 @@ def test_choice_invalid_lists_options() -> None:
 YESNO = spec(FieldType.YESNO)
 
 
-@pytest.mark.parametrize("text", ["是", "是的", "对", "有", "好的", "可以", "yes", "Y", "OK", "✓", "√", "👍", "是！"])
+@pytest.mark.parametrize(
+    "text", ["是", "是的", "对", "有", "好的", "可以", "yes", "Y", "OK", "✓", "√", "👍", "是！"]
+)
 def test_yes(text: str) -> None:
     assert value(YESNO, text) is True
 

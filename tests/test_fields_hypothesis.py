@@ -18,7 +18,9 @@ ROSTER = [RosterName(i, n) for i, n in enumerate(["张三", "李四", "王五", 
 CTX = ParseContext(today=TODAY, roster=ROSTER)
 FAST = settings(max_examples=200, deadline=None, database=None)
 
-SPECS: dict[FieldType, FieldSpec] = {spec.type: spec for form in BUILTIN_FORMS.values() for spec in form.fields}
+SPECS: dict[FieldType, FieldSpec] = {
+    spec.type: spec for form in BUILTIN_FORMS.values() for spec in form.fields
+}
 SPECS[FieldType.INTEGER] = FieldSpec(key="n", label="人数", type=FieldType.INTEGER, min_value=Decimal(0))
 SPECS[FieldType.TIME] = FieldSpec(key="t", label="时间", type=FieldType.TIME)
 SPECS[FieldType.YESNO] = FieldSpec(key="y", label="是否", type=FieldType.YESNO)
@@ -28,7 +30,9 @@ TRICKY = (
     "0123456789０１２３４５６７８９．.,，、:：;；-－+负零〇一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟"
     "点元块角毛分整¥￥RMB年月日号上下午晚点半刻周星期今昨明天请假到线上参加全体除和与张三李四王娜 \n\t@#😀✓√是否"
 )
-ANY_TEXT = st.one_of(st.text(), st.text(alphabet=TRICKY, max_size=40), st.text(alphabet=TRICKY, max_size=3000))
+ANY_TEXT = st.one_of(
+    st.text(), st.text(alphabet=TRICKY, max_size=40), st.text(alphabet=TRICKY, max_size=3000)
+)
 
 
 def test_every_field_type_is_covered() -> None:

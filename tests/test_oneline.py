@@ -79,7 +79,19 @@ def test_match_form(text: str, expected: tuple[str, str]) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["到底怎么回事", "交了吗", "党费标准", "日志怎么写", "收到", "好的", "大家好", "", "   ", "/help", "签到表在哪"],
+    [
+        "到底怎么回事",
+        "交了吗",
+        "党费标准",
+        "日志怎么写",
+        "收到",
+        "好的",
+        "大家好",
+        "",
+        "   ",
+        "/help",
+        "签到表在哪",
+    ],
 )
 def test_no_match(text: str) -> None:
     assert matched(text) is None
@@ -100,7 +112,20 @@ def test_longest_keyword_wins_across_forms() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["已交", "交了", "已缴", "已缴纳", "已交党费", "党费已交", "党费交了", "已经交了", "交过了", "已交。", "@党建助手 已交"]
+    "text",
+    [
+        "已交",
+        "交了",
+        "已缴",
+        "已缴纳",
+        "已交党费",
+        "党费已交",
+        "党费交了",
+        "已经交了",
+        "交过了",
+        "已交。",
+        "@党建助手 已交",
+    ],
 )
 def test_bare_confirmation(text: str) -> None:
     assert is_bare_confirmation(text)
@@ -257,7 +282,7 @@ def test_load_forms_adds_and_overrides() -> None:
 )  # fmt: skip
 def test_load_forms_errors_name_the_entry(config: list[dict[str, object]], fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
-        load_forms(config)  # type: ignore[arg-type]
+        load_forms(config)
     assert fragment in str(info.value)
 
 

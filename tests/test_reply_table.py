@@ -23,7 +23,20 @@ from bot.forms.oneline import match_form, parse_one_line
 from bot.forms.spec import FieldType, FormSpec
 
 TABLE = Path(__file__).parent / "data" / "replies.tsv"
-NAMES = ["张三", "李四", "王五", "赵六", "张伟", "张玮", "李娜", "李娜", "欧阳明月", "王和平", "刘洋", "陈晓红"]
+NAMES = [
+    "张三",
+    "李四",
+    "王五",
+    "赵六",
+    "张伟",
+    "张玮",
+    "李娜",
+    "李娜",
+    "欧阳明月",
+    "王和平",
+    "刘洋",
+    "陈晓红",
+]
 CTX = ParseContext(today=dt.date(2026, 11, 27), roster=[RosterName(i, n) for i, n in enumerate(NAMES, 1)])
 EXTRA = {
     "key": "extra",

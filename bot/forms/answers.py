@@ -16,13 +16,15 @@ MAX_REASON = 100
 
 _YES = frozenset(
     ["是", "是的", "是滴", "对", "对的", "有", "有的", "好", "好的", "行", "可以", "嗯", "嗯嗯", "同意", "确认", "确定", "需要", "要", "没问题", "对头", "yes", "y", "ok", "okay", "1", "true", "✓", "√", "✔", "☑", "👍", "👌", "⭕", "是滴"]
-)
+)  # fmt: skip
 _NO = frozenset(
     ["否", "不", "不是", "没有", "无", "不对", "不要", "不需要", "不用", "没", "不同意", "不行", "不可以", "算了", "不好", "没了", "no", "n", "0", "false", "×", "✗", "✘", "❌", "✕", "👎"]
-)
+)  # fmt: skip
 
 _SEP = r"[\s,;:。、!?~/|()\[\]【】\-—]*"
-_PRESENT = re.compile(r"(?:已经?|准时|按时|现场)?(?:签到|报到|到场|到会|参加|参会|出席|在场|来了|到|在)(?:了|啦)?")
+_PRESENT = re.compile(
+    r"(?:已经?|准时|按时|现场)?(?:签到|报到|到场|到会|参加|参会|出席|在场|来了|到|在)(?:了|啦)?"
+)
 _ONLINE = re.compile(
     r"(?:已经?|通过)?(?:线上|在线|视频|远程|网上|网络|云端?|腾讯会议|钉钉会议|钉钉视频|视频会议|直播)"
     r"(?:参加|参会|出席|签到|到|学习|观看|方式)?(?:了|啦)?"
@@ -65,7 +67,7 @@ def _reason(raw: str) -> FieldResult:
 
 
 def _present_with_name(text: str, roster: Sequence[RosterName]) -> bool:
-    """"到 张三": the present word followed by a roster member's name."""
+    """ "到 张三": the present word followed by a roster member's name."""
     parts = re.split(_SEP.replace("*", "+"), text, maxsplit=1)
     names = {member.name for member in roster}
     return len(parts) == 2 and _PRESENT.fullmatch(parts[0]) is not None and parts[1] in names

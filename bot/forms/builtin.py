@@ -125,7 +125,7 @@ def load_forms(config_forms: list[dict[str, Any]]) -> dict[str, FormSpec]:
     for index, entry in enumerate(config_forms):
         key = entry.get("key")
         if not isinstance(key, str) or not key:
-            raise ConfigError(f"forms[{index}]: every form needs a key, e.g. key = \"donation\"")
+            raise ConfigError(f'forms[{index}]: every form needs a key, e.g. key = "donation"')
         if key in seen:
             raise ConfigError(f"forms[{index}]: duplicate form key {key!r}")
         seen.add(key)

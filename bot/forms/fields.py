@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 _MAX_SHORT = 200  # longer answers to non-text fields are rejected at once
-_NUMBER = re.compile(r"(?P<n>[-+负]?[0-9.,零〇○一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟点]+)(?P<u>\D{0,4})")
+_NUMBER = re.compile(
+    r"(?P<n>[-+负]?[0-9.,零〇○一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟点]+)(?P<u>\D{0,4})"
+)
 _HOURS = re.compile(
     r"(?P<h>[0-9.零〇一二两三四五六七八九十点]+)?个?(?P<half>半)?(?:个)?(?:小时|钟头|h|hr|hrs|hour|hours)"
     r"(?:(?P<m>[0-9零〇一二两三四五六七八九十]+)(?:分钟?|min)?)?"

@@ -17,7 +17,9 @@ from bot.domain.text import normalize, one_line, strip_decor
 from bot.forms.results import Ambiguous, FieldResult, Invalid, Parsed, RosterName
 
 MEMBERS_HINT = "请输入姓名，用“、”分隔，例如：张三、李四（全体参加可回复“全体”）"
-_ALL = re.compile(r"(?:全体|全部|全员|所有人?|大家)(?:党员|人员|同志)?(?:都)?(?:参加|参会|到会|到齐|出席|到)?了?")
+_ALL = re.compile(
+    r"(?:全体|全部|全员|所有人?|大家)(?:党员|人员|同志)?(?:都)?(?:参加|参会|到会|到齐|出席|到)?了?"
+)
 _EXCEPT = [
     re.compile(rf"{_ALL.pattern}[,(]?除了?(?P<rest>.+?)(?:以外|之外|外)?(?:[,)].*)?"),
     re.compile(rf"除了?(?P<rest>.+?)(?:以外|之外|外)[,]?{_ALL.pattern}"),
@@ -60,7 +62,12 @@ class _Roster:
     def fuzzy(self, typed: str) -> list[RosterName]:
         if len(typed) < 2 or not typed.replace("·", "").isalpha():
             return []
-        return [m for name, ms in self.by_name.items() if len(name) >= 2 and _distance_one(typed, name) for m in ms]
+        return [
+            m
+            for name, ms in self.by_name.items()
+            if len(name) >= 2 and _distance_one(typed, name)
+            for m in ms
+        ]
 
     def segment(self, chunk: str) -> list[str] | None:
         """Split a run like "张三李四" or "张三和王和平" into exact roster names."""
@@ -112,7 +119,9 @@ def _ambiguous(pairs: list[tuple[str, list[RosterName]]]) -> Ambiguous:
         if len(set(names)) == 1:
             details.append(f"名单中有{len(names)}位“{names[0]}”")
         else:
-            shown = [n + (f"（{names.count(n)}人）" if names.count(n) > 1 else "") for n in dict.fromkeys(names)]
+            shown = [
+                n + (f"（{names.count(n)}人）" if names.count(n) > 1 else "") for n in dict.fromkeys(names)
+            ]
             details.append(f"“{typed}”可能是{'、'.join(shown)}")
         options += [{"input": typed, "member_id": c.member_id, "name": c.name} for c in candidates]
     return Ambiguous("；".join(details) + "，请确认是哪一位。", options)

@@ -79,7 +79,7 @@ def strip_leading(text: str, bot_names: Sequence[str] = ()) -> str:
 
 
 def is_bare_confirmation(text: str) -> bool:
-    """"已交" / "交了" / "已缴党费" / "党费已交": a payment claim without an amount."""
+    """ "已交" / "交了" / "已缴党费" / "党费已交": a payment claim without an amount."""
     return _BARE.fullmatch(strip_decor(strip_leading(text)).replace(" ", "")) is not None
 
 
@@ -175,7 +175,8 @@ def _fits_typed_field(form: FormSpec, spec: FieldSpec, piece: str, ctx: ParseCon
     """The piece is a valid answer to a later typed field (date, choice, number, members …)."""
     later = form.fields[form.field_keys.index(spec.key) + 1 :]
     return any(
-        s.type not in (FieldType.TEXT, spec.type) and isinstance(parse_field(s, piece, ctx), Parsed) for s in later
+        s.type not in (FieldType.TEXT, spec.type) and isinstance(parse_field(s, piece, ctx), Parsed)
+        for s in later
     )
 
 

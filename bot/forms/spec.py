@@ -44,7 +44,9 @@ DEFAULT_EXAMPLES: dict[FieldType, str] = {
 }
 
 #: Replies that leave an optional field empty.
-SKIP_WORDS = frozenset({"无", "没有", "暂无", "没", "略", "不填", "跳过", "空", "-", "/", "无。", "none", "无无"})
+SKIP_WORDS = frozenset(
+    {"无", "没有", "暂无", "没", "略", "不填", "跳过", "空", "-", "/", "无。", "none", "无无"}
+)
 
 
 def _identifier(value: str, what: str) -> str:

@@ -87,10 +87,10 @@ class Deliverer:
         media = await self._upload(messages, rest, out)
         rest = [i for i in rest if out[i].status is SENT]
         direct = [i for i in rest if direct_user(messages[i])]
+        group = [i for i in rest if not direct_user(messages[i])]
         async with asyncio.TaskGroup() as tg:
-            for i in rest:
-                if i not in direct:
-                    tg.create_task(self._to_group(messages[i], out[i], media.get(i, "")))
+            for i in group:
+                tg.create_task(self._to_group(messages[i], out[i], media.get(i, "")))
             for job in self._batches(messages, direct, out, media):
                 tg.create_task(job)
         return [o.delivery() for o in out]

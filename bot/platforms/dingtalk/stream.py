@@ -95,7 +95,9 @@ class StreamClient:
                     if self._ws is None:
                         self._ws = await self._connect()
                     reason, saw_frames = await self._serve(self._ws)
-                    if saw_frames:
+                    # A socket that delivered frames, or lived a whole watchdog period, was healthy:
+                    # reconnect at once. Only failures to connect (or instant closes) back off.
+                    if saw_frames or reason == "silent":
                         attempt = 0
                     if reason == "disconnect":
                         new_ws = await self._connect()  # new ticket first: the old socket gets no more pushes
@@ -103,8 +105,8 @@ class StreamClient:
                         self._ws = new_ws
                         continue
                     await self._close()
-                    if saw_frames:
-                        continue  # the connection worked: reconnect at once
+                    if attempt == 0:
+                        continue
                 except Exception as exc:  # noqa: BLE001 - the stream must outlive any single failure
                     log.warning("dingtalk stream error (%s: %s); reconnecting", type(exc).__name__, exc)
                     await self._close()
