@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from bot.config import Settings, load_settings
 from bot.errors import BotError, ConfigError, RosterError
@@ -120,7 +121,7 @@ async def _cmd_check_config(args: argparse.Namespace) -> int:
     return check_config(_settings(args))
 
 
-COMMANDS: dict[tuple[str, ...], Callable[[argparse.Namespace], Awaitable[int]]] = {
+COMMANDS: dict[tuple[str, ...], Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
     ("run",): _cmd_run,
     ("db", "upgrade"): _cmd_db_upgrade,
     ("members", "import"): _cmd_members_import,

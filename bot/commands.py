@@ -21,11 +21,10 @@ async def import_members(settings: Settings, path: Path, dry_run: bool) -> int:
     try:
         await upgrade(engine)
         sessions = session_factory(engine)
-        async with sessions() as session:
-            async with session.begin():
-                report = await import_roster_file(session, path, SystemClock().now())
-                if dry_run:
-                    await session.rollback()
+        async with sessions() as session, session.begin():
+            report = await import_roster_file(session, path, SystemClock().now())
+            if dry_run:
+                await session.rollback()
     finally:
         await engine.dispose()
     verb = "检查通过（未写入）dry run OK" if dry_run else "导入完成 imported"
@@ -90,10 +89,10 @@ async def schedule_preview(settings: Settings, start: str, end: str) -> int:
 async def sync_members(settings: Settings, platform: str, dry_run: bool) -> int:
     from bot.directory_sync import run_sync
 
-    return await run_sync(settings, platform, dry_run)
+    return int(await run_sync(settings, platform, dry_run))
 
 
 async def export_ledger(settings: Settings, form: str, period: str, branch: str | None, output: str | None) -> int:
     from bot.reports.export_cli import run_export
 
-    return await run_export(settings, form, period, branch, output)
+    return int(await run_export(settings, form, period, branch, output))

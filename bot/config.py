@@ -24,9 +24,9 @@ class _Section(BaseModel):
 
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    port: int = Field(default=8080, ge=0, le=65535)
     public_url: str = ""
-    max_body_bytes: int = Field(65536, ge=1024)
+    max_body_bytes: int = Field(default=65536, ge=1024)
 
 
 class DatabaseSettings(_Section):
@@ -61,24 +61,29 @@ class CalendarSettings(_Section):
 
 
 class NudgeSettings(_Section):
-    max_per_day: int = Field(2, ge=0)
-    max_per_week: int = Field(5, ge=0)
+    max_per_day: int = Field(default=2, ge=0)
+    max_per_week: int = Field(default=5, ge=0)
     quiet_start: str = "21:00"
     quiet_end: str = "08:00"
 
 
+class ArrearsSettings(_Section):
+    notice_months: int = Field(default=3, ge=1)  # tell the secretary privately (local practice, configurable)
+    warning_months: int = Field(default=5, ge=1)  # before the 6-month line of the Party Constitution
+
+
 class OutboxSettings(_Section):
-    batch_size: int = Field(200, ge=1)
-    max_attempts: int = Field(8, ge=1)
-    base_backoff_seconds: float = Field(2.0, gt=0)
-    max_backoff_seconds: float = Field(600.0, gt=0)
-    lease_seconds: float = Field(60.0, gt=0)
-    poll_seconds: float = Field(1.0, gt=0)
+    batch_size: int = Field(default=200, ge=1)
+    max_attempts: int = Field(default=8, ge=1)
+    base_backoff_seconds: float = Field(default=2.0, gt=0)
+    max_backoff_seconds: float = Field(default=600.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
 
 
 class SchedulerSettings(_Section):
     enabled: bool = True
-    grace_minutes: int = Field(180, ge=0)  # catch up missed occurrences within this window
+    grace_minutes: int = Field(default=180, ge=0)  # catch up missed occurrences within this window
 
 
 class DemoSettings(_Section):
@@ -90,22 +95,23 @@ class Settings(_Section):
     timezone: str = "Asia/Shanghai"
     data_dir: Path = Path("data")
     log_level: str = "INFO"
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-    admin: AdminSettings = Field(default_factory=AdminSettings)
-    local: LocalSettings = Field(default_factory=LocalSettings)
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    admin: AdminSettings = AdminSettings()
+    local: LocalSettings = LocalSettings()
     dingtalk: dict[str, Any] = Field(default_factory=dict)
     wecom: dict[str, Any] = Field(default_factory=dict)
     groups: list[GroupBinding] = Field(default_factory=list)
     forms: list[dict[str, Any]] = Field(default_factory=list)
     schedules: list[dict[str, Any]] = Field(default_factory=list)
-    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    calendar: CalendarSettings = CalendarSettings()
     dues: dict[str, Any] = Field(default_factory=dict)
-    nudges: NudgeSettings = Field(default_factory=NudgeSettings)
-    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
-    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
-    demo: DemoSettings = Field(default_factory=DemoSettings)
+    nudges: NudgeSettings = NudgeSettings()
+    arrears: ArrearsSettings = ArrearsSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    demo: DemoSettings = DemoSettings()
     config_path: Path | None = None
 
     @field_validator("timezone")

@@ -7,6 +7,7 @@ rows that were in flight (leased) at that moment, after their lease expires.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -14,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import OutboxSettings
 from bot.db.outbox import claim_due, mark_sent
@@ -45,10 +47,8 @@ class OutboxDispatcher:
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop must survive a DB outage
                 log_event(outbox_log, "drain_failed", logging.ERROR, error=str(exc))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     def stop(self) -> None:
@@ -93,12 +93,9 @@ class OutboxDispatcher:
     def _backoff(self, attempts: int, hint: float | None) -> float:
         base = self.settings.base_backoff_seconds * (2 ** max(0, attempts - 1))
         delay = min(self.settings.max_backoff_seconds, base) * (0.8 + 0.4 * random.random())
-        return max(delay, hint or 0.0)
+        return float(max(delay, hint or 0.0))
 
-    async def _record(self, session: object, outcome: list[tuple[int, int, Delivery]]) -> None:
-        from sqlalchemy.ext.asyncio import AsyncSession
-
-        assert isinstance(session, AsyncSession)
+    async def _record(self, session: AsyncSession, outcome: list[tuple[int, int, Delivery]]) -> None:
         now = self.services.now()
         metrics = self.services.metrics
         sent = [row_id for row_id, _, d in outcome if d.status is DeliveryStatus.SENT]

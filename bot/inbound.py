@@ -6,11 +6,13 @@ inbound log row, whose unique (platform, message_id) is the last line of dedup a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
-from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError, DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from bot.context import HandlerContext
 from bot.db import journal
@@ -74,12 +76,10 @@ class InboundPipeline:
             return True  # KV down: the database's unique message id still dedups
 
     async def _release(self, key: str) -> None:
-        try:
+        with contextlib.suppress(StorageUnavailable):
             await self.services.kv.delete(key)
-        except StorageUnavailable:
-            pass
 
-    def _lock(self, key: str):  # type: ignore[no-untyped-def]
+    def _lock(self, key: str) -> _TolerantLock:
         return _TolerantLock(self.services, key)
 
     async def _handle(self, msg: IncomingMessage) -> InboundResult:
@@ -88,10 +88,8 @@ class InboundPipeline:
         except IntegrityError:
             # A second instance committed the same message id first.
             return InboundResult(duplicate=True)
-        except (StorageUnavailable, OperationalError, InterfaceError):
-            raise
-        except DBAPIError:
-            raise
+        except (StorageUnavailable, DBAPIError):
+            raise  # storage trouble: the caller answers 5xx so the platform redelivers
         except Exception:
             log_event(inbound_log, "handler_error", logging.ERROR, message_id=msg.message_id, exc_info=True)
             inbound_log.exception("handler failed for message %s", msg.message_id)
@@ -163,18 +161,17 @@ class _TolerantLock:
     def __init__(self, services: Services, key: str) -> None:
         self._services = services
         self._key = key
-        self._cm = None  # type: ignore[var-annotated]
+        self._cm: AbstractAsyncContextManager[None] | None = None
 
     async def __aenter__(self) -> None:
+        cm = self._services.kv.lock(self._key, 30.0)
         try:
-            self._cm = self._services.kv.lock(self._key, 30.0)
-            await self._cm.__aenter__()
+            await cm.__aenter__()
         except StorageUnavailable:
-            self._cm = None
+            return
+        self._cm = cm
 
     async def __aexit__(self, *exc: object) -> None:
         if self._cm is not None:
-            try:
-                await self._cm.__aexit__(*exc)  # type: ignore[arg-type]
-            except StorageUnavailable:
-                pass
+            with contextlib.suppress(StorageUnavailable):
+                await self._cm.__aexit__(None, None, None)

@@ -21,7 +21,8 @@ def build_adapters(services: Services, http: aiohttp.ClientSession, alert: Admin
         adapters[Platform.WECOM] = WeComAdapter(wecom, groups_from_config(groups), services.kv, services.clock, http, alert)
     dingtalk = sections.dingtalk_settings(settings)
     if dingtalk.enabled:
-        from bot.platforms.dingtalk.adapter import DingTalkAdapter, groups_from_config as dt_groups
+        from bot.platforms.dingtalk.adapter import DingTalkAdapter
+        from bot.platforms.dingtalk.adapter import groups_from_config as dt_groups
 
         adapters[Platform.DINGTALK] = DingTalkAdapter(dingtalk, dt_groups(groups), services.kv, services.clock, http, alert)
     return adapters

@@ -75,6 +75,8 @@ def _read_xlsx(data: bytes) -> list[list[str]]:
 
 def read_table(path: Path) -> list[list[str]]:
     """Sync file parsing; callers run it in a worker thread."""
+    if not path.is_file():
+        raise RosterError([(0, f"找不到文件 {path}")])
     data = path.read_bytes()
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _read_xlsx(data)
@@ -214,8 +216,6 @@ async def apply_roster(session: AsyncSession, rows: list[RosterRow], now: dt.dat
 
 
 async def import_roster_file(session: AsyncSession, path: Path, now: dt.datetime) -> ImportReport:
-    if not path.is_file():
-        raise RosterError([(0, f"找不到文件 {path}")])
     table = await asyncio.to_thread(read_table, path)
     rows = parse_roster(table)
     return await apply_roster(session, rows, now)

@@ -7,7 +7,7 @@ from bot.db import orgs as org_repo
 from bot.domain.dues import format_yuan
 from bot.reports.stats import CampaignSummary, campaign_summary, latest_campaigns
 from bot.routing import Router, split_args
-from handlers.access import level_of, require, LEVELS
+from handlers.access import LEVELS, level_of, require
 
 router = Router("stats")
 

@@ -15,6 +15,7 @@ from bot.db.outbox import enqueue
 from bot.db.tables import Campaign, Member, NudgeLog, Org
 from bot.message import OutgoingMessage
 from bot.services import Services
+from schedules.arrears import arrears_in_branch, arrears_notice
 from schedules.audience import audience_of, missing_members, within_caps
 from schedules.models import ScheduleSpec
 from schedules.plan import Occurrence, PlannedEvent
@@ -108,6 +109,14 @@ async def remind(ctx: ActionContext, campaign: Campaign, org: Org) -> None:
 async def escalate_secretary(ctx: ActionContext, campaign: Campaign, org: Org) -> None:
     local_now = ctx.now.astimezone(ctx.services.tz)
     missing = await missing_members(ctx.session, campaign, local_now.date())
+    secretaries = await secretaries_of(ctx.session, org.id)
+    if ctx.spec.form == "dues":
+        arrears = ctx.services.settings.arrears
+        notice = arrears_notice(
+            await arrears_in_branch(ctx.session, org.id, ctx.now), arrears.notice_months, arrears.warning_months
+        )
+        if notice:
+            _dm_all(ctx, secretaries, f"【党费欠缴提示】{org.name}\n{notice}", "arrears")
     if not missing:
         return
     total = len(await audience_of(ctx.session, campaign))
@@ -116,7 +125,7 @@ async def escalate_secretary(ctx: ActionContext, campaign: Campaign, org: Org) -
         f"【{title}】将于{format_zh(ctx.occ.deadline_at)}截止，{org.name}已填报{total - len(missing)}/{total}人。"
         f"尚未填报（{len(missing)}人）：{_names(missing)}。可发送“提醒”再次提醒他们，或“代 姓名 …”代为登记。"
     )
-    _dm_all(ctx, await secretaries_of(ctx.session, org.id), text, "escalate")
+    _dm_all(ctx, secretaries, text, "escalate")
 
 
 async def escalate_committee(

@@ -80,12 +80,18 @@ class ScheduleRunner:
         async with self.services.sessions() as session:
             orgs = await target_orgs(session, spec)
         if event.kind == "escalate_committee":
-            await self._claimed(None, occ, event, now, late, report, lambda s: self._committee(s, spec, occ, orgs, now))
+
+            async def committee(session: AsyncSession) -> None:
+                await self._committee(session, spec, occ, orgs, now)
+
+            await self._claimed(None, occ, event, now, late, report, committee)
             return
         for org in orgs:
-            await self._claimed(
-                org.id, occ, event, now, late, report, lambda s, org=org: self._branch_event(s, spec, occ, event, org, now)
-            )
+
+            async def branch(session: AsyncSession, org: Org = org) -> None:
+                await self._branch_event(session, spec, occ, event, org, now)
+
+            await self._claimed(org.id, occ, event, now, late, report, branch)
 
     async def _claimed(
         self,

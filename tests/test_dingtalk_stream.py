@@ -131,6 +131,23 @@ async def test_auth_failure_backs_off_exponentially(fake_dingtalk: FakeDingTalk,
     assert max(sleeps) <= BACKOFF_CAP_S
 
 
+async def test_instant_hang_ups_back_off_instead_of_spinning(fake_dingtalk: FakeDingTalk) -> None:
+    sleeps: list[float] = []
+    enough = asyncio.Event()
+
+    async def quick_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) >= 5:
+            enough.set()
+        await asyncio.sleep(0)
+
+    fake_dingtalk.close_on_connect = True
+    async with adapter_rig(fake_dingtalk.settings(), sleep=quick_sleep, start=True):
+        await asyncio.wait_for(enough.wait(), 3.0)
+    assert len(fake_dingtalk.conns) <= len(sleeps) + 1  # every reconnect waited first
+    assert sleeps[4] >= 8  # 1, 2, 4, 8, 16 s (with jitter): growing
+
+
 async def test_stop_closes_the_socket(fake_dingtalk: FakeDingTalk) -> None:
     async with adapter_rig(fake_dingtalk.settings(), start=True) as rig:
         conn = await fake_dingtalk.wait_connections(1)

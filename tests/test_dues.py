@@ -113,6 +113,11 @@ def test_cap_is_configurable() -> None:
 
 def test_brackets_configurable_from_config_values() -> None:
     policy = DuesPolicy.model_validate({"in_service_brackets": [[200000, 0.005], [None, 0.01]]})
+    toml_style = DuesPolicy.model_validate({"in_service_brackets": [[200000, 0.005], [0.01]]})
+    assert toml_style == policy
+    assert (
+        DuesPolicy.model_validate({"retiree_brackets": [[500000, "0.005"], ["inf", "0.01"]]}) == DuesPolicy()
+    )
     assert compute_dues(200000, IN, policy).amount_fen == 1000
     assert compute_dues(200001, IN, policy).bracket_label == "2000元以上按1%"
 

@@ -362,3 +362,10 @@ def test_form_spec_rejects_duplicate_field_keys() -> None:
         FormSpec.model_validate({"key": "donation", "name": "捐款", "fields": [field, field]})
     with pytest.raises(ValidationError, match="form key"):
         FormSpec.model_validate({"key": "捐款", "name": "捐款", "fields": [field]})
+
+
+def test_numbers_separated_by_a_space_are_not_glued() -> None:
+    field = spec(FieldType.INTEGER)
+    assert isinstance(parse_field(field, "50 60", CTX), Invalid)
+    assert value(field, "50 人") == 50
+    assert value(BUILTIN_FORMS["volunteer"].field("hours"), "2 小时 30 分") == "2.5"

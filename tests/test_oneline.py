@@ -295,3 +295,19 @@ def test_builtin_forms_shape() -> None:
     for form in BUILTIN_FORMS.values():
         for field in form.fields:
             assert field.prompt.startswith("请"), field.key
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "请假条怎么写？",
+        "请假条怎么写",
+        "党费交多少",
+        "党费50吗",
+        "到了吗",
+        "线上参加可以吗?",
+        "志愿服务 怎么登记",
+    ],
+)
+def test_questions_never_match(text: str) -> None:
+    assert matched(text) is None

@@ -18,12 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.errors import UserInputError
 
-Bracket = tuple[int | None, Decimal]  # (inclusive upper bound in fen or None = no bound, rate)
+# (inclusive upper bound in fen, or None = no bound; rate as a fraction: 0.005 = 0.5%).
+# From TOML (no null): [[300000, 0.005], [500000, 0.01], [1000000, 0.015], [0.02]].
+Bracket = tuple[int | None, Decimal]
 
 
 class DuesCategory(StrEnum):
@@ -46,6 +49,18 @@ _CATEGORY_ALIASES: dict[str, DuesCategory] = {
 def parse_category(text: str) -> DuesCategory | None:
     """Roster category text (在职 / 退休 / 学生 / 农民 / 低保 …) → category; ``None`` if unknown."""
     return _CATEGORY_ALIASES.get(text.strip())
+
+
+def _open_bracket(item: Any) -> Any:
+    if isinstance(item, list | tuple) and len(item) == 1:
+        return (None, item[0])
+    if (
+        isinstance(item, list | tuple)
+        and len(item) == 2
+        and str(item[0]).strip().lower() in ("", "none", "inf")
+    ):
+        return (None, item[1])
+    return item
 
 
 def _check_brackets(brackets: list[Bracket]) -> list[Bracket]:
@@ -84,6 +99,14 @@ class DuesPolicy(BaseModel):
     monthly_cap_fen: int | None = Field(default=100000, gt=0)  # None: no cap
     rounding_fen: int = 1
     large_payment_threshold_fen: int = Field(default=100000, gt=0)
+
+    @field_validator("in_service_brackets", "retiree_brackets", mode="before")
+    @classmethod
+    def _open_bound(cls, value: Any) -> Any:
+        """TOML has no null: ``[rate]`` or a bound of "" / "none" / "inf" means "no upper bound"."""
+        if not isinstance(value, list):
+            return value
+        return [_open_bracket(item) for item in value]
 
     @field_validator("in_service_brackets", "retiree_brackets")
     @classmethod

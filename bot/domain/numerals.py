@@ -5,11 +5,12 @@ everyday (一二三…十百千万, 两, 〇) and financial form (壹贰叁…�
 ``1.5万``, the colloquial drop of the last unit (``三千五`` = 3500, ``1万2`` = 12000, ``一百二`` = 120)
 and decimals with ``点`` (``五十点五``). Digit strings without units read positionally (``二〇二六``).
 
-``parse_money`` reads an amount in yuan and returns integer fen. It strips, by itself, the payment
-verbs people put in front (交了 / 已交 / 已缴 / 缴纳 / 付了 / 转了 …, and 党费), currency marks
-(¥ ￥ RMB CNY 人民币) and trailing words (整 / 钱 / 了). More than two decimals are **rounded half-up**
-to the fen (50.555 → 5056), never rejected. Negative amounts and amounts above 1,000,000 yuan are
-rejected, with a reason (``MoneyProblem``) so callers can say what went wrong.
+``parse_money`` reads an amount in yuan and returns integer fen. It strips, by itself, the
+payment verbs people put in front (交了 / 已交 / 已缴 / 缴纳 / 付了 / 转了 …, 本月 / 11月份,
+and 党费), currency marks (¥ ￥ RMB CNY 人民币) and trailing words (整 / 钱 / 了 / 已交 / 已转账),
+so callers may pass the raw reply. More than two decimals are **rounded half-up** to the fen
+(50.555 → 5056), never rejected. Negative amounts and amounts above 1,000,000 yuan are rejected,
+with a reason (``MoneyProblem``) so callers can say what went wrong.
 """
 
 from __future__ import annotations
@@ -164,12 +165,14 @@ def parse_number(text: str) -> Decimal | None:
 # --- money -----------------------------------------------------------------------------------
 
 _PREFIXES = re.compile(
-    r"^(?:我|本人|已经|本月|这个月|今天|刚刚?|刚才)*"
+    r"^(?:我|本人|已经|本月|这个月|上个?月|今天|刚刚?|刚才|(?:\d{1,2}|[一二三四五六七八九十]{1,3})月份?)*"
     r"(?:(?:已|已经)?(?:支付|转账|上交|缴纳|交纳|交付|交|缴|付|转)(?:了|过了|过)?)?"
     r"(?:党费)?(?:金额|共计|合计|共|计)?(?:为|是|:)?"
 )
 _CURRENCY_PREFIX = re.compile(r"^(?:¥|RMB|CNY|人民币)", re.IGNORECASE)
-_SUFFIXES = re.compile(r"(?:整|钱|了|啦|的|人民币|RMB|CNY|党费)+$", re.IGNORECASE)
+_SUFFIXES = re.compile(
+    r"(?:整|钱|了|啦|的|人民币|RMB|CNY|党费|(?:已经?|已)(?:交|缴|付|转账?)(?:了)?)+$", re.IGNORECASE
+)
 _YUAN = re.compile(r"元|块|圆|园")
 _D = "[0-9零〇一二两三四五六七八九壹贰叁肆伍陆柒捌玖]"
 _SUB_YUAN = [  # what may follow the yuan mark (or stand alone as 角/分)

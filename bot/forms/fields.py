@@ -42,6 +42,7 @@ _HOURS = re.compile(
     r"(?P<h>[0-9.零〇一二两三四五六七八九十点]+)?个?(?P<half>半)?(?:个)?(?:小时|钟头|h|hr|hrs|hour|hours)"
     r"(?:(?P<m>[0-9零〇一二两三四五六七八九十]+)(?:分钟?|min)?)?"
 )
+_INNER_SPACE = re.compile(r"(?<!\d) | (?!\d)")  # "2 小时" → "2小时", but "50 60" stays two numbers
 _MINUTES = re.compile(r"(?P<m>[0-9零〇一二两三四五六七八九十]+)(?:分钟|min|mins)")
 
 
@@ -56,18 +57,14 @@ def format_decimal(value: Decimal) -> str:
     return format(rounded, "f")
 
 
-def _yuan_text(value: Decimal) -> str:
-    return format_decimal(value)
-
-
 def _range_message(spec: FieldSpec, unit: str) -> str | None:
     lo, hi = spec.min_value, spec.max_value
     if lo is not None and hi is not None:
-        return f"{spec.label}应在{_yuan_text(lo)}到{_yuan_text(hi)}{unit}之间，例如：{spec.example}"
+        return f"{spec.label}应在{format_decimal(lo)}到{format_decimal(hi)}{unit}之间，例如：{spec.example}"
     if lo is not None:
-        return f"{spec.label}不能小于{_yuan_text(lo)}{unit}，例如：{spec.example}"
+        return f"{spec.label}不能小于{format_decimal(lo)}{unit}，例如：{spec.example}"
     if hi is not None:
-        return f"{spec.label}不能大于{_yuan_text(hi)}{unit}，例如：{spec.example}"
+        return f"{spec.label}不能大于{format_decimal(hi)}{unit}，例如：{spec.example}"
     return None
 
 
@@ -107,7 +104,7 @@ def _hours(text: str) -> Decimal | None:
 
 
 def _number(spec: FieldSpec, text: str) -> Decimal | None:
-    t = strip_decor(normalize(text)).replace(" ", "").lower()
+    t = _INNER_SPACE.sub("", strip_decor(normalize(text))).lower()
     if spec.unit in ("小时", "h") and (value := _hours(t)) is not None:
         return value
     m = _NUMBER.fullmatch(t)

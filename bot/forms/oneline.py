@@ -4,12 +4,14 @@
 - ``match_form``: which form a message answers, by keyword at the start (longest keyword wins).
   A keyword counts only at a boundary — the rest is empty, starts with a separator, digit or
   numeral, or (single-field forms) the text still reads as an answer — so "到底怎么回事" and
-  "交了吗" select nothing while "到", "到了", "请假出差", "交了50" do.
+  "交了吗" select nothing while "到", "到了", "请假出差", "交了50" do. One-line questions
+  ("请假条怎么写？", "党费交多少") never match.
 - ``parse_one_line``: fill what can be filled from one message. Single-field forms parse the whole
   remainder. Multi-field forms split on newlines / ；; / ，, / 。 (on spaces too when there is no
   other separator), recognise ``关键词：值`` pieces (``地点：会议室``, ``主持人 张三``, ``张三主持``)
   and place the other pieces in field order, skipping typed fields they do not fit.
   Only valid values are kept; the caller asks step by step for ``missing`` and re-asks ``errors``.
+  Messages over ``MAX_ONE_LINE_CHARS`` (or ``MAX_PIECES`` pieces) are not split (all ``leftover``).
 - ``is_bare_confirmation``: "已交" / "交了" / "已缴" with no amount (the engine then confirms the
   member's expected amount, when a base is on file, instead of asking for a number).
 """
@@ -37,6 +39,9 @@ MAX_ONE_LINE_CHARS = 5000
 MAX_PIECES = 300
 #: Keywords that may also follow their value ("张三主持", "李四请假").
 SUFFIX_KEYWORDS = frozenset({"主持", "参加", "出席", "参会", "缺席", "请假", "记录"})
+_QUESTION = re.compile(
+    "怎么|什么|如何|哪里|哪儿|哪个|哪位|多少|为啥|为什么|几点|几号|能不能|是不是|要不要|可不可以"
+)
 _BARE = re.compile(
     r"(?:我|本人)?(?:(?:已经?|刚刚?)(?:交|缴|缴纳|交纳|付|转账?|上交)(?:了|过了|过)?"
     r"|(?:交|缴|缴纳|交纳|付|转账|上交)(?:了|过了|过))(?:党费)?(?:了|啦)?"
@@ -83,6 +88,15 @@ def is_bare_confirmation(text: str) -> bool:
     return _BARE.fullmatch(strip_decor(strip_leading(text)).replace(" ", "")) is not None
 
 
+def is_question(text: str) -> bool:
+    """A one-line question ("请假条怎么写？", "党费交多少") is never taken as an answer."""
+    t = strip_leading(text)
+    if "\n" in t:
+        return False
+    core = strip_decor(t, keep="?")
+    return core.endswith(("?", "吗", "么", "呢")) or _QUESTION.search(core) is not None
+
+
 def _starts_boundary(rest: str) -> bool:
     first = rest[:1]
     return not first or first in _LEAD_SEPARATORS or first.isdigit() or first in NUMERAL_CHARS or first == "¥"
@@ -108,9 +122,13 @@ def match_form(
     """The form a message answers and the rest of the message, or ``None``.
 
     ``ctx`` (today, roster) makes the "does the rest read as an answer" check exact; without it a
-    neutral context is used. Equal-length keywords in two forms: the first form wins.
+    neutral context is used. Equal-length keywords in two forms: the first form wins. One-line
+    questions never match. Pass only the forms the sender can answer now (open campaigns), so a
+    bare "请假 出差" selects the theme day only while one is open.
     """
     t = strip_leading(text)
+    if is_question(t):
+        return None
     candidates = [
         (len(kw), order, form)
         for order, form in enumerate(forms.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -74,10 +75,8 @@ class RedisKV:
         try:
             yield
         finally:
-            try:
+            with contextlib.suppress(RedisError):  # expired or Redis gone: the TTL frees it
                 await lock.release()
-            except RedisError:
-                pass  # expired or Redis gone: the TTL frees it
 
     def lock(self, key: str, timeout_seconds: float = 30.0) -> AbstractAsyncContextManager[None]:
         return self._locked(key, timeout_seconds)

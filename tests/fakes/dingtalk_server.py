@@ -97,6 +97,7 @@ class FakeDingTalk:
         self.conns: list[StreamConn] = []
         self.log: list[str] = []  # "open#1", "close#1", ... in the order they happened
         self.frames: dict[str, dict[str, Any]] = {}
+        self.close_on_connect = False  # accept the websocket, then hang up at once (a flapping gateway)
         self._tokens: dict[str, float] = {}
         self._open_tickets: set[str] = set()
         self._faults: dict[str, collections.deque[tuple[Any, ...]]] = {}
@@ -364,6 +365,8 @@ class FakeDingTalk:
         self.conns.append(conn)
         self.log.append(f"open#{conn.index}")
         await self._notify()
+        if self.close_on_connect:
+            await ws.close()
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
                 conn.acks.append(json.loads(msg.data))

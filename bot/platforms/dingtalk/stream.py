@@ -97,7 +97,8 @@ class StreamClient:
                     reason, saw_frames = await self._serve(self._ws)
                     # A socket that delivered frames, or lived a whole watchdog period, was healthy:
                     # reconnect at once. Only failures to connect (or instant closes) back off.
-                    if saw_frames or reason == "silent":
+                    healthy = saw_frames or reason == "silent"
+                    if healthy:
                         attempt = 0
                     if reason == "disconnect":
                         new_ws = await self._connect()  # new ticket first: the old socket gets no more pushes
@@ -105,7 +106,7 @@ class StreamClient:
                         self._ws = new_ws
                         continue
                     await self._close()
-                    if attempt == 0:
+                    if healthy:
                         continue
                 except Exception as exc:  # noqa: BLE001 - the stream must outlive any single failure
                     log.warning("dingtalk stream error (%s: %s); reconnecting", type(exc).__name__, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import uuid
@@ -102,7 +103,13 @@ class LocalAdapter:
     async def _read_body(self, request: web.Request) -> dict[str, Any] | web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY:
             return _error(413, "请求体过大 (body too large)")
-        raw = await request.content.read(MAX_BODY + 1)
+        # read() returns what has arrived so far; a chunked upload needs reading until EOF.
+        raw = b""
+        while len(raw) <= MAX_BODY:
+            chunk = await request.content.read(MAX_BODY + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
         if len(raw) > MAX_BODY:
             return _error(413, "请求体过大 (body too large)")
         try:
@@ -172,15 +179,16 @@ class LocalAdapter:
             after = int(request.query.get("after", "0"))
         except ValueError:
             return _error(400, "after 必须是整数 (after must be an integer)")
-        wait = min(float(request.query.get("wait", "0") or 0), 25.0)
+        try:
+            wait = min(float(request.query.get("wait", "0") or 0), 25.0)
+        except ValueError:
+            return _error(400, "wait 必须是秒数 (wait must be a number of seconds)")
         lines = await self.backend.lines_after(conversation_id, after)
         if not lines and wait > 0:
             # Long poll: wake when the dispatcher delivers something, or time out.
             async with self._new_lines:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._new_lines.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
             lines = await self.backend.lines_after(conversation_id, after)
         return web.json_response(
             {"messages": [{"seq": ln.seq, "sender_id": ln.sender_id, "text": ln.text, "at": ln.at} for ln in lines]}
