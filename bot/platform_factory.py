@@ -22,7 +22,10 @@ def build_adapters(services: Services, http: aiohttp.ClientSession, alert: Admin
     dingtalk = sections.dingtalk_settings(settings)
     if dingtalk.enabled:
         from bot.platforms.dingtalk.adapter import DingTalkAdapter
-        from bot.platforms.dingtalk.adapter import groups_from_config as dt_groups
+        from bot.platforms.dingtalk.settings import GroupWebhook
 
-        adapters[Platform.DINGTALK] = DingTalkAdapter(dingtalk, dt_groups(groups), services.kv, services.clock, http, alert)
+        if not dingtalk.public_url and settings.server.public_url:
+            dingtalk = dingtalk.model_copy(update={"public_url": settings.server.public_url})
+        dt_groups = [GroupWebhook.model_validate(g) for g in groups if g["platform"] == "dingtalk"]
+        adapters[Platform.DINGTALK] = DingTalkAdapter(dingtalk, dt_groups, services.kv, services.clock, http, alert)
     return adapters
