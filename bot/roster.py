@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import re
+import zipfile
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -79,9 +80,15 @@ def read_table(path: Path) -> list[list[str]]:
         raise RosterError([(0, f"找不到文件 {path}")])
     data = path.read_bytes()
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _read_xlsx(data)
+        try:
+            return _read_xlsx(data)
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+            raise RosterError([(0, f"无法读取Excel文件（{type(exc).__name__}），请确认是 .xlsx 格式")]) from exc
     if path.suffix.lower() in (".csv", ".txt"):
-        return _read_csv(data)
+        try:
+            return _read_csv(data)
+        except UnicodeDecodeError as exc:
+            raise RosterError([(0, "CSV文件不是UTF-8编码（Excel中请选择“CSV UTF-8”格式另存）")]) from exc
     raise RosterError([(0, f"不支持的文件类型 {path.suffix}（请使用 .csv 或 .xlsx）")])
 
 
