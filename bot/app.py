@@ -122,6 +122,7 @@ class BotApp:
             await self.scheduler.start()
         routes = [r for a in self.adapters.values() for r in a.routes()]
         self.web_app = build_web_app(routes, self.health, self.metrics.render, self.settings.server.max_body_bytes)
+        self._warn_calendar()
         log_event(app_log, "started", instance=self.instance, platforms=[p.value for p in self.adapters])
         return self.web_app
 
@@ -133,6 +134,15 @@ class BotApp:
             adapters[Platform.LOCAL] = LocalAdapter(DatabaseLocalBackend(self.services), self.clock)
         adapters.update(build_adapters(self.services, http, self.alert_admins))
         return adapters
+
+    def _warn_calendar(self) -> None:
+        year = self.clock.now().astimezone(self.services.tz).year
+        for y in (year, year + 1):
+            if not self.services.calendar.is_covered(y):
+                log_event(
+                    app_log, "calendar_fallback", logging.WARNING, year=y,
+                    detail=f"{y}年法定节假日数据缺失，按周一至周五及 [calendar] extra_holidays/extra_workdays 推算",
+                )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

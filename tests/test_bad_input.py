@@ -58,11 +58,15 @@ def only_reply(data: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("conversation", [f"dm:{STRANGER}", GROUP1])
-async def test_unknown_sender_gets_a_chinese_answer_and_nothing_is_stored(bot: Running, conversation: str) -> None:
+async def test_unknown_sender_gets_a_chinese_answer_and_nothing_is_stored(
+    bot: Running, conversation: str
+) -> None:
     text = only_reply(await bot.say(conversation, STRANGER, "党费 50", message_id="stranger-1"))
     assert "名册" in text
     assert await count(bot, Response) == 0
-    logged = await count(bot, InboundMessage, InboundMessage.message_id == "stranger-1", InboundMessage.member_id.is_(None))
+    logged = await count(
+        bot, InboundMessage, InboundMessage.message_id == "stranger-1", InboundMessage.member_id.is_(None)
+    )
     assert logged == 1
     await still_serving(bot)
 
@@ -85,7 +89,7 @@ async def test_empty_or_blank_text_gets_a_chinese_answer(bot: Running, conversat
     await still_serving(bot)
 
 
-@pytest.mark.parametrize("text", ["党费 " + "5" * 10240, "党费 50 " + "好" * 10240])
+@pytest.mark.parametrize("text", ["党费 " + "5" * 10240, "党费 50 " + "好" * 10240], ids=["digits", "hanzi"])
 async def test_ten_kilobytes_of_text_is_too_long(bot: Running, text: str) -> None:
     before = await snapshot(bot)
     answer = only_reply(await bot.say(f"dm:{ZHANG_SAN}", ZHANG_SAN, text, message_id="long-1"))
@@ -113,17 +117,27 @@ BAD_BODIES = {
     "missing text": json.dumps({"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN}).encode(),
     "missing sender": json.dumps({"conversation_id": f"dm:{ZHANG_SAN}", "text": "党费 50"}).encode(),
     "missing conversation": json.dumps({"sender_id": ZHANG_SAN, "text": "党费 50"}).encode(),
-    "text is a number": json.dumps({"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN, "text": 50}).encode(),
+    "text is a number": json.dumps(
+        {"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN, "text": 50}
+    ).encode(),
     "sender is a number": json.dumps(
         {"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": 13800000003, "text": "党费 50"}
     ).encode(),
-    "text is null": json.dumps({"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN, "text": None}).encode(),
+    "text is null": json.dumps(
+        {"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN, "text": None}
+    ).encode(),
     "message_id is a number": json.dumps(
         {"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN, "text": "党费 50", "message_id": 7}
     ).encode(),
-    "bad conversation id": json.dumps({"conversation_id": "第一党支部", "sender_id": ZHANG_SAN, "text": "党费 50"}).encode(),
-    "empty group name": json.dumps({"conversation_id": "group:", "sender_id": ZHANG_SAN, "text": "党费 50"}).encode(),
-    "empty conversation id": json.dumps({"conversation_id": "", "sender_id": ZHANG_SAN, "text": "党费 50"}).encode(),
+    "bad conversation id": json.dumps(
+        {"conversation_id": "第一党支部", "sender_id": ZHANG_SAN, "text": "党费 50"}
+    ).encode(),
+    "empty group name": json.dumps(
+        {"conversation_id": "group:", "sender_id": ZHANG_SAN, "text": "党费 50"}
+    ).encode(),
+    "empty conversation id": json.dumps(
+        {"conversation_id": "", "sender_id": ZHANG_SAN, "text": "党费 50"}
+    ).encode(),
     "dm of another sender": json.dumps(
         {"conversation_id": "dm:13800000004", "sender_id": ZHANG_SAN, "text": "党费 50"}
     ).encode(),
@@ -145,7 +159,9 @@ async def test_malformed_request_is_a_4xx_json_error(bot: Running, name: str) ->
 
 async def test_body_over_64_kb_is_413(bot: Running) -> None:
     before = await snapshot(bot)
-    body = json.dumps({"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN, "text": "5" * (65 * 1024)})
+    body = json.dumps(
+        {"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN, "text": "5" * (65 * 1024)}
+    )
     resp = await bot.client.post(API, data=body.encode(), headers={"Content-Type": "application/json"})
     assert resp.status == 413
     assert "error" in await resp.json()
@@ -162,8 +178,12 @@ async def _chunks(data: bytes, size: int = 4096) -> AsyncIterator[bytes]:
 async def test_chunked_body_over_64_kb_is_413(bot: Running) -> None:
     """Without a Content-Length (chunked upload) the limit still holds."""
     before = await snapshot(bot)
-    body = json.dumps({"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN, "text": "5" * (65 * 1024)})
-    resp = await bot.client.post(API, data=_chunks(body.encode()), headers={"Content-Type": "application/json"})
+    body = json.dumps(
+        {"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN, "text": "5" * (65 * 1024)}
+    )
+    resp = await bot.client.post(
+        API, data=_chunks(body.encode()), headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 413
     assert await snapshot(bot) == before
     await still_serving(bot)
@@ -175,7 +195,9 @@ async def test_chunked_body_under_the_limit_is_read_whole(bot: Running) -> None:
         {"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN, "text": "党费 50" + " " * 40000},
         ensure_ascii=False,
     )
-    resp = await bot.client.post(API, data=_chunks(body.encode()), headers={"Content-Type": "application/json"})
+    resp = await bot.client.post(
+        API, data=_chunks(body.encode()), headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 200, await resp.text()
     data = await resp.json()
     assert any("已登记" in r["text"] for r in data["replies"]), data

@@ -103,7 +103,11 @@ async def test_dues_walkthrough_then_restart(settings: Settings, clock: FakeCloc
 
         # 李四 answers with a bare `50`.
         second = await running.say(GROUP1, LI_SI, "50")
-        assert all(r["conversation_id"] == dm(LI_SI) for r in second["replies"] if "50" in without_mentions(r["text"]))
+        assert all(
+            r["conversation_id"] == dm(LI_SI)
+            for r in second["replies"]
+            if "50" in without_mentions(r["text"])
+        )
         li_dm = bot_lines(await running.transcript(dm(LI_SI)))
         assert len(li_dm) == 1 and "已登记" in li_dm[0] and "50.00元" in li_dm[0]
 
@@ -127,7 +131,8 @@ async def test_dues_walkthrough_then_restart(settings: Settings, clock: FakeCloc
             assert [(r.amount_fen, r.platform, r.revision) for r in rows] == [(fen, "local", 1)]
 
         before = {
-            conv: await running.transcript(conv) for conv in (GROUP1, GROUP2, dm(ZHANG_SAN), dm(LI_SI), dm(SECRETARY))
+            conv: await running.transcript(conv)
+            for conv in (GROUP1, GROUP2, dm(ZHANG_SAN), dm(LI_SI), dm(SECRETARY))
         }
         campaigns_before = await scalar(running, select(func.count()).select_from(Campaign))
     finally:
@@ -188,7 +193,12 @@ async def test_same_message_id_twice_is_stored_once(bot: Running) -> None:
 
 
 async def test_same_message_id_concurrently_is_stored_once(bot: Running) -> None:
-    body = {"conversation_id": dm(ZHANG_SAN), "sender_id": ZHANG_SAN, "text": "党费 50", "message_id": "race-1"}
+    body = {
+        "conversation_id": dm(ZHANG_SAN),
+        "sender_id": ZHANG_SAN,
+        "text": "党费 50",
+        "message_id": "race-1",
+    }
     responses = await asyncio.gather(*(bot.client.post("/api/local/messages", json=body) for _ in range(4)))
     results = [await r.json() for r in responses]
     assert [r.status for r in responses] == [200] * 4
@@ -200,7 +210,9 @@ async def test_same_message_id_concurrently_is_stored_once(bot: Running) -> None
     assert await scalar(bot, stmt) == 1
 
 
-async def test_replayed_message_id_after_restart_is_still_a_duplicate(settings: Settings, clock: FakeClock) -> None:
+async def test_replayed_message_id_after_restart_is_still_a_duplicate(
+    settings: Settings, clock: FakeClock
+) -> None:
     """Dedup does not depend on the (possibly in-memory) KV: the database remembers the id."""
     running = await start_bot(settings, clock)
     try:
@@ -238,4 +250,6 @@ async def test_health_and_metrics(bot: Running) -> None:
     assert match and float(match.group(1)) >= 1
     for line in body.splitlines():  # every sample line is "name{labels} value"
         if line and not line.startswith("#"):
-            assert re.match(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_]\w*="[^"]*"(,[a-zA-Z_]\w*="[^"]*")*\})? \S+$', line), line
+            assert re.match(
+                r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_]\w*="[^"]*"(,[a-zA-Z_]\w*="[^"]*")*\})? \S+$', line
+            ), line

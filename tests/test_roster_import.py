@@ -23,13 +23,31 @@ from tests.conftest import PG_URL, _reset_postgres
 HEADER = ["姓名", "手机", "党支部", "党小组", "角色", "人员类别", "缴费基数", "钉钉UserID", "企业微信UserID"]
 ROWS = [
     ["王建国", "13900000001", "机关党委/第一党支部", "第一党小组", "书记", "在职", "8000", "dt-wang", ""],
-    ["李红梅", "13900000002", "机关党委/第一党支部", "第一党小组", "委员、组织委员", "在职", "6500.50", "", "LiHongMei"],
+    [
+        "李红梅",
+        "13900000002",
+        "机关党委/第一党支部",
+        "第一党小组",
+        "委员、组织委员",
+        "在职",
+        "6500.50",
+        "",
+        "LiHongMei",
+    ],
     ["陈七", "139 0000 0003", "机关党委/第一党支部", "", "", "离退休", "", "", ""],
     ["孙丽", "", "机关党委/第二党支部", "", "书记、管理员", "", "", "", ""],
 ]
 EXPECTED = {
     "王建国": ("13900000001", "机关党委/第一党支部", ",党员,书记,", "在职", 800000, "dt-wang", None),
-    "李红梅": ("13900000002", "机关党委/第一党支部", ",党员,委员,组织委员,", "在职", 650050, None, "lihongmei"),
+    "李红梅": (
+        "13900000002",
+        "机关党委/第一党支部",
+        ",党员,委员,组织委员,",
+        "在职",
+        650050,
+        None,
+        "lihongmei",
+    ),
     "陈七": ("13900000003", "机关党委/第一党支部", ",党员,", "离退休", None, None, None),
     "孙丽": (None, "机关党委/第二党支部", ",党员,书记,管理员,", "在职", None, None, None),
 }
@@ -49,7 +67,9 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     else:
         url = f"sqlite+aiosqlite:///{(tmp_path / 'roster.db').as_posix()}"
     config = tmp_path / "dangjian.toml"
-    config.write_text(f'data_dir = "{(tmp_path / "data").as_posix()}"\n[database]\nurl = "{url}"\n', encoding="utf-8")
+    config.write_text(
+        f'data_dir = "{(tmp_path / "data").as_posix()}"\n[database]\nurl = "{url}"\n', encoding="utf-8"
+    )
     return {"url": url, "config": str(config), "dir": tmp_path}
 
 
@@ -148,7 +168,17 @@ def test_csv_import_creates_members_and_branch_paths(db: dict[str, Any], capsys:
 def test_xlsx_import(db: dict[str, Any]) -> None:
     rows: list[list[Any]] = [
         ["王建国", 13900000001, "机关党委/第一党支部", "第一党小组", "书记", "在职", 8000, "dt-wang", None],
-        ["李红梅", "13900000002", "机关党委/第一党支部", "第一党小组", "委员、组织委员", "在职", 6500.5, None, "LiHongMei"],
+        [
+            "李红梅",
+            "13900000002",
+            "机关党委/第一党支部",
+            "第一党小组",
+            "委员、组织委员",
+            "在职",
+            6500.5,
+            None,
+            "LiHongMei",
+        ],
         ["陈七", 13900000003.0, "机关党委/第一党支部", None, None, "离退休", None, None, None],
         [None, None, None, None, None, None, None, None, None],  # an empty row in the middle is skipped
         ["孙丽", None, "机关党委/第二党支部", None, "书记、管理员", None, None, None, None],
@@ -159,14 +189,26 @@ def test_xlsx_import(db: dict[str, Any]) -> None:
 
 
 def test_english_headers(db: dict[str, Any]) -> None:
-    header = ["Name", "mobile", "BRANCH", "group", "roles", "category", "dues_base", "dingtalk_userid", "wecom_userid"]
+    header = [
+        "Name",
+        "mobile",
+        "BRANCH",
+        "group",
+        "roles",
+        "category",
+        "dues_base",
+        "dingtalk_userid",
+        "wecom_userid",
+    ]
     file = write_csv(db["dir"] / "roster.csv", header, ROWS)
     assert run_import(db, file) == 0
     assert members_without_group(db) == EXPECTED
 
 
 def test_only_required_headers_in_any_order(db: dict[str, Any]) -> None:
-    file = write_csv(db["dir"] / "roster.csv", ["党支部", "姓名"], [["第三党支部", "周强"], ["第三党支部", "吴敏"]])
+    file = write_csv(
+        db["dir"] / "roster.csv", ["党支部", "姓名"], [["第三党支部", "周强"], ["第三党支部", "吴敏"]]
+    )
     assert run_import(db, file) == 0
     members = members_without_group(db)
     assert members == {
@@ -191,7 +233,15 @@ def test_reimport_updates_instead_of_duplicating(db: dict[str, Any], capsys: Any
     assert "新增 created 1, 更新 updated 4" in capsys.readouterr().out
     members = members_without_group(db)
     assert len(members) == 5
-    assert members["陈七"] == ("13900000003", "机关党委/第一党支部", ",党员,党小组长,", "在职", None, None, None)
+    assert members["陈七"] == (
+        "13900000003",
+        "机关党委/第一党支部",
+        ",党员,党小组长,",
+        "在职",
+        None,
+        None,
+        None,
+    )
     assert members["孙丽"][4] == 900000
     assert members["刘洋"][3] == "学生"
     assert len(state(db)["orgs"]) == 4  # no duplicate organisations either
@@ -206,7 +256,9 @@ def test_dry_run_writes_nothing(db: dict[str, Any], capsys: Any) -> None:
 
     assert run_import(db, file) == 0
     before = state(db)
-    changed = [list(r) for r in ROWS] + [["新人", "13900000009", "机关党委/第九党支部", "", "", "", "", "", ""]]
+    changed = [list(r) for r in ROWS] + [
+        ["新人", "13900000009", "机关党委/第九党支部", "", "", "", "", "", ""]
+    ]
     changed[0][4] = "党员"
     assert run_import(db, write_csv(db["dir"] / "roster2.csv", HEADER, changed), "--dry-run") == 0
     assert state(db) == before
@@ -216,7 +268,12 @@ def test_dry_run_writes_nothing(db: dict[str, Any], capsys: Any) -> None:
 
 
 def _good(i: int, **changes: str) -> list[str]:
-    row = dict(zip(HEADER, ["成员" + "甲乙丙丁戊己庚辛"[i], f"1390000010{i}", "机关党委/第一党支部", "", "", "", "", "", ""]))
+    row = dict(
+        zip(
+            HEADER,
+            ["成员" + "甲乙丙丁戊己庚辛"[i], f"1390000010{i}", "机关党委/第一党支部", "", "", "", "", "", ""],
+        )
+    )
     row.update(changes)
     return [row[h] for h in HEADER]
 
@@ -230,7 +287,11 @@ BAD_FILES: dict[str, tuple[list[str], list[list[str]], dict[int, str]]] = {
     ),
     "unknown role": (HEADER, [_good(0), _good(1, 角色="党员、主席")], {3: "主席"}),
     "unknown category": (HEADER, [_good(0), _good(1), _good(2, 人员类别="外聘")], {4: "外聘"}),
-    "bad mobile": (HEADER, [_good(0, 手机="1390000"), _good(1, 手机="23900000000")], {2: "1390000", 3: "23900000000"}),
+    "bad mobile": (
+        HEADER,
+        [_good(0, 手机="1390000"), _good(1, 手机="23900000000")],
+        {2: "1390000", 3: "23900000000"},
+    ),
     "bad dues base": (
         HEADER,
         [_good(0, 缴费基数="六千"), _good(1, 缴费基数="-100"), _good(2, 缴费基数="6500")],
@@ -310,7 +371,9 @@ def test_conflict_with_the_database_rolls_back_everything(db: dict[str, Any], ca
     ],
     ids=["gbk-csv", "corrupt-xlsx", "old-xls", "empty"],
 )
-def test_unreadable_file_is_bad_input(db: dict[str, Any], capsys: Any, file_name: str, content: bytes) -> None:
+def test_unreadable_file_is_bad_input(
+    db: dict[str, Any], capsys: Any, file_name: str, content: bytes
+) -> None:
     path = db["dir"] / file_name
     path.write_bytes(content)
     assert run_import(db, path) == 2

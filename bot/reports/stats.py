@@ -1,77 +1,225 @@
-"""Campaign summaries: answered / total / missing, money totals; aggregation happens in SQL."""
+"""Campaign figures: answered / total / missing, money totals, branch ranking; counted in SQL.
+
+Every function takes an ``AsyncSession`` and plain values (no chat context), so the web dashboard can
+call them as they are. Totals come from ``GROUP BY`` / ``COUNT`` / ``SUM``; only name lists (who is
+missing) load member rows, and only for one campaign at a time.
+
+The audience of a campaign is the active members of its organisation, narrowed by the campaign's
+``audience`` roles/categories. Members on leave on ``day`` who have not answered are left out of
+the total (and listed separately), as the reminders do.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.members import on_leave
 from bot.db.tables import Campaign, Member, Org, Response
+from bot.reports.periods import ReportPeriod
 
 
 @dataclass(frozen=True, slots=True)
-class CampaignSummary:
-    campaign: Campaign
-    org_name: str
-    total: int  # audience size, members on leave excluded
-    answered: int
-    amount_fen: int
-    late: int
-    flagged: int
-    missing: list[str]
-    on_leave: list[str]
+class CampaignCounts:
+    campaign_id: int
+    total: int = 0  # audience size, members on leave (without an answer) excluded
+    answered: int = 0
+    amount_fen: int = 0
+    late: int = 0
+    flagged: int = 0
+    on_leave: int = 0
 
     @property
     def rate(self) -> float:
         return self.answered / self.total if self.total else 1.0
 
 
-async def campaign_summary(session: AsyncSession, campaign: Campaign, day: dt.date) -> CampaignSummary:
-    org = await session.get(Org, campaign.org_id)
-    roles = campaign.audience.get("roles") or []
-    categories = campaign.audience.get("categories") or []
+@dataclass(frozen=True, slots=True)
+class CampaignSummary:
+    campaign: Campaign
+    org_name: str
+    total: int
+    answered: int
+    amount_fen: int
+    late: int
+    flagged: int
+    missing: list[str] = field(default_factory=list)
+    on_leave: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.answered / self.total if self.total else 1.0
+
+
+# ---- filters ----------------------------------------------------------------------------------------
+
+
+def audience_filter(audience: dict[str, Any]) -> ColumnElement[bool]:
+    """SQL condition on ``Member`` for a campaign's ``audience`` (roles packed as ",书记,", categories)."""
+    roles = list(audience.get("roles") or [])
+    categories = list(audience.get("categories") or [])
+    conditions: list[ColumnElement[bool]] = [Member.active.is_(True)]
+    if roles:
+        conditions.append(or_(*[Member.roles.like(f"%,{r},%") for r in roles]))
+    if categories:
+        conditions.append(Member.category.in_(categories))
+    return and_(*conditions)
+
+
+def not_on_leave(day: dt.date) -> ColumnElement[bool]:
+    return or_(Member.leave_until.is_(None), Member.leave_until < day)
+
+
+def period_filter(period: ReportPeriod) -> ColumnElement[bool]:
+    """Campaign labels starting inside ``period`` (``2026-11`` and ad-hoc ``2026-11-27`` for November)."""
+    if period.kind == "month":
+        return or_(Campaign.period == period.label, Campaign.period.like(f"{period.label}-%"))
+    if period.kind == "quarter":
+        months = [Campaign.period.like(f"{period.year}-{m:02d}%") for m in period.months]
+        return or_(Campaign.period == period.label, *months)
+    return or_(Campaign.period == period.label, Campaign.period.like(f"{period.label}-%"))
+
+
+def _audience_key(campaign: Campaign) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    audience = campaign.audience or {}
+    return tuple(audience.get("roles") or ()), tuple(audience.get("categories") or ())
+
+
+# ---- queries ----------------------------------------------------------------------------------------
+
+
+async def campaign_counts(
+    session: AsyncSession, campaigns: Sequence[Campaign], day: dt.date
+) -> dict[int, CampaignCounts]:
+    """campaign id → counts, one ``GROUP BY`` query per distinct audience (usually one)."""
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Campaign]] = {}
+    for campaign in campaigns:
+        groups.setdefault(_audience_key(campaign), []).append(campaign)
+    out: dict[int, CampaignCounts] = {c.id: CampaignCounts(c.id) for c in campaigns}
+    for (roles, categories), members in groups.items():
+        answered = Response.id.is_not(None)
+        stmt = (
+            select(
+                Campaign.id,
+                func.sum(case((or_(answered, not_on_leave(day)), 1), else_=0)),
+                func.count(Response.id),
+                func.coalesce(func.sum(Response.amount_fen), 0),
+                func.sum(case((Response.late.is_(True), 1), else_=0)),
+                func.sum(case((Response.flagged.is_(True), 1), else_=0)),
+                func.sum(case((and_(Response.id.is_(None), ~not_on_leave(day)), 1), else_=0)),
+            )
+            .select_from(Campaign)
+            .join(Member, Member.org_id == Campaign.org_id)
+            .outerjoin(Response, and_(Response.campaign_id == Campaign.id, Response.member_id == Member.id))
+            .where(
+                Campaign.id.in_([c.id for c in members]),
+                audience_filter({"roles": list(roles), "categories": list(categories)}),
+            )
+            .group_by(Campaign.id)
+        )
+        for cid, total, n, amount, late, flagged, leave in (await session.execute(stmt)).all():
+            out[cid] = CampaignCounts(
+                cid, int(total or 0), int(n or 0), int(amount or 0), int(late or 0), int(flagged or 0), int(leave or 0)
+            )
+    return out
+
+
+async def missing_members(session: AsyncSession, campaign: Campaign, day: dt.date) -> tuple[list[Member], list[Member]]:
+    """(audience members without an answer, of those the ones on leave on ``day``), by member id."""
+    answered = exists().where(Response.campaign_id == campaign.id, Response.member_id == Member.id)
     stmt = (
-        select(Member, Response.id, Response.amount_fen, Response.late, Response.flagged)
-        .outerjoin(Response, and_(Response.member_id == Member.id, Response.campaign_id == campaign.id))
-        .where(Member.org_id == campaign.org_id, Member.active.is_(True))
+        select(Member)
+        .where(Member.org_id == campaign.org_id, audience_filter(campaign.audience or {}), ~answered)
         .order_by(Member.id)
     )
-    if categories:
-        stmt = stmt.where(Member.category.in_(categories))
-    total = answered = amount = late = flagged = 0
-    missing: list[str] = []
-    leave: list[str] = []
-    for member, response_id, amount_fen, is_late, is_flagged in (await session.execute(stmt)).all():
-        if roles and not any(r in member.role_list for r in roles):
-            continue
-        if response_id is None:
-            if on_leave(member, day):
-                leave.append(member.name)
-                continue
-            missing.append(member.name)
-        else:
-            answered += 1
-            amount += amount_fen or 0
-            late += int(bool(is_late))
-            flagged += int(bool(is_flagged))
-        total += 1
-    return CampaignSummary(campaign, org.name if org else "", total, answered, amount, late, flagged, missing, leave)
+    rows = list((await session.execute(stmt)).scalars().all())
+    leave = [m for m in rows if m.leave_until is not None and m.leave_until >= day]
+    return [m for m in rows if m not in leave], leave
+
+
+async def campaign_summary(session: AsyncSession, campaign: Campaign, day: dt.date) -> CampaignSummary:
+    """One campaign with its figures and the names of who is missing / on leave."""
+    org = await session.get(Org, campaign.org_id)
+    counts = (await campaign_counts(session, [campaign], day))[campaign.id]
+    missing, leave = await missing_members(session, campaign, day)
+    return CampaignSummary(
+        campaign, org.name if org else "", counts.total, counts.answered, counts.amount_fen, counts.late,
+        counts.flagged, [m.name for m in missing], [m.name for m in leave],
+    )  # fmt: skip
+
+
+async def campaign_summaries(
+    session: AsyncSession, campaigns: Sequence[Campaign], day: dt.date, *, with_names: bool = False
+) -> list[CampaignSummary]:
+    """Figures for many campaigns (e.g. one per branch), best rate first; names only when asked."""
+    counts = await campaign_counts(session, campaigns, day)
+    org_ids = sorted({c.org_id for c in campaigns})
+    names: dict[int, str] = {}
+    if org_ids:
+        names = dict((await session.execute(select(Org.id, Org.name).where(Org.id.in_(org_ids)))).tuples().all())
+    out = []
+    for campaign in campaigns:
+        c = counts[campaign.id]
+        missing: list[str] = []
+        leave: list[str] = []
+        if with_names:
+            m, lv = await missing_members(session, campaign, day)
+            missing, leave = [x.name for x in m], [x.name for x in lv]
+        out.append(
+            CampaignSummary(
+                campaign, names.get(campaign.org_id, ""), c.total, c.answered, c.amount_fen, c.late, c.flagged,
+                missing, leave,
+            )  # fmt: skip
+        )
+    out.sort(key=lambda s: (-s.rate, -s.answered, s.org_name))
+    return out
 
 
 async def latest_campaigns(
-    session: AsyncSession, org_ids: list[int], form_key: str, now: dt.datetime, period: str = ""
+    session: AsyncSession,
+    org_ids: Sequence[int],
+    form_key: str,
+    now: dt.datetime,
+    period: ReportPeriod | str | None = None,
 ) -> list[Campaign]:
-    """Per org, the newest opened campaign of the form (or the one of ``period``)."""
-    stmt = select(Campaign).where(Campaign.org_id.in_(org_ids), Campaign.form_key == form_key, Campaign.opened_at <= now)
-    if period:
+    """Per org, the newest opened campaign of the form (within ``period`` when given)."""
+    if not org_ids:
+        return []
+    stmt = select(Campaign).where(
+        Campaign.org_id.in_(list(org_ids)), Campaign.form_key == form_key, Campaign.opened_at <= now
+    )
+    if isinstance(period, ReportPeriod):
+        stmt = stmt.where(period_filter(period))
+    elif period:
         stmt = stmt.where(Campaign.period == period)
     newest: dict[int, Campaign] = {}
     for campaign in (await session.execute(stmt.order_by(Campaign.opened_at, Campaign.id))).scalars().all():
         newest[campaign.org_id] = campaign
     return list(newest.values())
+
+
+async def current_form(session: AsyncSession, org_ids: Sequence[int], now: dt.datetime) -> str | None:
+    """The form of the newest whole-branch campaign still open (deadline ahead), if any.
+
+    Role-targeted tasks (meeting records, liaison logs) are skipped: "who has not answered" usually
+    means the collection the whole branch was asked for.
+    """
+    if not org_ids:
+        return None
+    stmt = (
+        select(Campaign)
+        .where(Campaign.org_id.in_(list(org_ids)), Campaign.opened_at <= now, Campaign.deadline_at >= now)
+        .order_by(Campaign.opened_at.desc(), Campaign.id.desc())
+        .limit(50)
+    )
+    for campaign in (await session.execute(stmt)).scalars().all():
+        if _audience_key(campaign) == ((), ()):
+            return campaign.form_key
+    return None
 
 
 async def answered_counts(session: AsyncSession, campaign_ids: list[int]) -> dict[int, tuple[int, int]]:
