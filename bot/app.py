@@ -20,6 +20,7 @@ from bot import sections
 from bot.addressing import member_recipient
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.dashboard import dashboard_routes
 from bot.db.engine import create_engine, session_factory
 from bot.db.members import admins
 from bot.db.outbox import counts as outbox_counts
@@ -79,6 +80,8 @@ class BotApp:
             calendar=sections.workday_calendar(settings),
             schedules=sections.schedule_specs(settings),
             enabled_platforms=frozenset(self._enabled_platforms()),
+            quota_usage=self._quota_usage,
+            quota_low=self._quota_low,
         )
         self.router = build_router()
         self.adapters: dict[Platform, PlatformAdapter] = {}
@@ -120,7 +123,7 @@ class BotApp:
             self._spawn(self.dispatcher.run())
         if self.run_scheduler:
             await self.scheduler.start()
-        routes = [r for a in self.adapters.values() for r in a.routes()]
+        routes = [r for a in self.adapters.values() for r in a.routes()] + dashboard_routes(self.services)
         self.web_app = build_web_app(routes, self.health, self.metrics.render, self.settings.server.max_body_bytes)
         self._warn_calendar()
         log_event(app_log, "started", instance=self.instance, platforms=[p.value for p in self.adapters])
@@ -143,6 +146,24 @@ class BotApp:
                     app_log, "calendar_fallback", logging.WARNING, year=y,
                     detail=f"{y}年法定节假日数据缺失，按周一至周五及 [calendar] extra_holidays/extra_workdays 推算",
                 )
+
+    async def _quota_usage(self) -> list[str]:
+        """Monthly quota lines of the adapters that meter one (DingTalk), for the admins' /stats."""
+        lines: list[str] = []
+        for adapter in self.adapters.values():
+            if (line := getattr(adapter, "quota_line", None)) is not None:
+                with contextlib.suppress(Exception):  # /stats must answer even if the KV hiccups
+                    lines.append(str(await line()))
+        return lines
+
+    async def _quota_low(self, platform: Platform) -> bool:
+        low = getattr(self.adapters.get(platform), "budget_low", None)
+        if low is None:
+            return False
+        try:
+            return bool(await low())
+        except Exception:  # noqa: BLE001 - unknown usage: keep the normal routing
+            return False
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -175,10 +196,14 @@ class BotApp:
                 return
         except StorageUnavailable:
             pass
+        # An alert about a platform (key "dingtalk:…") often means that platform cannot send right now
+        # (quota used up, credentials rejected): reach admins elsewhere when they are reachable elsewhere.
+        enabled = self.services.enabled_platforms
+        elsewhere = frozenset(p for p in enabled if not key.startswith(f"{p.value}:"))
         async with self.sessions() as session, session.begin():
             now = self.clock.now()
             for admin in await admins(session):
-                recipient = member_recipient(admin, self.services.enabled_platforms)
+                recipient = member_recipient(admin, elsewhere) or member_recipient(admin, enabled)
                 if recipient is not None:
                     enqueue(session, OutgoingMessage(recipient=recipient, text=text_zh), now, reason="alert")
         self.dispatcher.notify()

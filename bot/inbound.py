@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot.context import HandlerContext
 from bot.db import journal
@@ -28,6 +28,9 @@ from bot.services import Services
 MAX_TEXT_CHARS = 2000
 DEDUP_TTL_SECONDS = 600.0
 _MENTION_RE = re.compile(r"^\s*(@\S+\s*)+")
+# Storage trouble: SQLAlchemy-wrapped driver errors, and the raw OSError (e.g. ConnectionRefusedError)
+# that asyncpg raises when the database cannot be reached at all (SQLAlchemy does not wrap those).
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (StorageUnavailable, DBAPIError, OSError)
 
 UNKNOWN_SENDER = "您好，未在党员名册中找到您的信息，暂时无法登记。请联系支部书记把您加入名册后再试。"
 EMPTY_TEXT = "消息是空的。请直接回复内容，例如：党费 50；发送“帮助”查看可用命令。"
@@ -61,7 +64,7 @@ class InboundPipeline:
             lock_key = f"conv:{msg.platform.value}:{msg.conversation_id}:{msg.sender_id}"
             async with self._lock(lock_key):
                 result = await self._handle(msg)
-        except (StorageUnavailable, OperationalError, InterfaceError) as exc:
+        except STORAGE_ERRORS as exc:
             await self._release(claim_key)
             log_event(inbound_log, "storage_unavailable", logging.ERROR, message_id=msg.message_id, error=str(exc))
             raise StorageUnavailable(str(exc)) from exc
@@ -84,16 +87,33 @@ class InboundPipeline:
 
     async def _handle(self, msg: IncomingMessage) -> InboundResult:
         try:
-            return await self._handle_once(msg)
+            try:
+                return await self._handle_once(msg)
+            except IntegrityError:
+                if await self._already_logged(msg):
+                    # A second instance committed the same message id first.
+                    return InboundResult(duplicate=True)
+                # Another message won a race on some other unique key (e.g. the same member answering in
+                # two chats at once): handle this one again, now on top of that committed write.
+                return await self._handle_once(msg)
         except IntegrityError:
-            # A second instance committed the same message id first.
-            return InboundResult(duplicate=True)
-        except (StorageUnavailable, DBAPIError):
+            if await self._already_logged(msg):
+                return InboundResult(duplicate=True)
+            log_event(inbound_log, "handler_conflict", logging.ERROR, message_id=msg.message_id, exc_info=True)
+            return await self._answer_plain(msg, INTERNAL_ERROR)
+        except STORAGE_ERRORS:
             raise  # storage trouble: the caller answers 5xx so the platform redelivers
         except Exception:
             log_event(inbound_log, "handler_error", logging.ERROR, message_id=msg.message_id, exc_info=True)
             inbound_log.exception("handler failed for message %s", msg.message_id)
-            return await self._answer_plain(msg, INTERNAL_ERROR)
+            try:
+                return await self._answer_plain(msg, INTERNAL_ERROR)
+            except Exception as exc:  # the polite answer needs the database too: it is unreachable
+                raise StorageUnavailable(f"answering after a handler error failed: {exc!r}") from exc
+
+    async def _already_logged(self, msg: IncomingMessage) -> bool:
+        async with self.services.sessions() as session:
+            return await journal.seen_inbound(session, msg)
 
     async def _handle_once(self, msg: IncomingMessage) -> InboundResult:
         services = self.services

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot.db import journal
 from bot.db.members import local_id
 from bot.db.tables import ChatBinding, Member, Org
+from bot.errors import StorageUnavailable
 from bot.platforms.local.adapter import BOT_SENDER
 from bot.platforms.local.backend import ChatLine, LocalPerson
 from bot.services import Services
@@ -25,6 +26,8 @@ class DatabaseLocalBackend:
                 )
         except IntegrityError:
             return False
+        except (DBAPIError, OSError) as exc:  # database unreachable: the API answers 503, the client retries
+            raise StorageUnavailable(f"database: {exc}") from exc
         return True
 
     async def append_bot_lines(self, lines: list[tuple[str, str]]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
     from schedules.spec import ScheduleSpec
 
 
+async def _no_quota_lines() -> list[str]:
+    return []
+
+
+async def _never_low(platform: Platform) -> bool:
+    return False
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -34,6 +43,10 @@ class Services:
     calendar: WorkdayCalendar
     schedules: list[ScheduleSpec]
     enabled_platforms: frozenset[Platform] = field(default_factory=frozenset)
+    # Platform monthly quotas, provided by the composition root from the adapters (handlers and jobs
+    # never see an adapter): admins' usage lines for /stats, and "budget low (≥80 %) on this platform".
+    quota_usage: Callable[[], Awaitable[list[str]]] = _no_quota_lines
+    quota_low: Callable[[Platform], Awaitable[bool]] = _never_low
 
     @property
     def tz(self) -> ZoneInfo:

@@ -7,10 +7,12 @@ from bot.routing import Router
 
 
 def build_router() -> Router:
-    from handlers import forms, leave, me, stats
+    from handlers import admin_link, forms, leave, me, reports, stats
     from handlers import help as help_handlers
 
     root = Router("root")
     # Commands of every router are tried before any plain-reply handler; forms' catch-all goes last.
-    root.include(help_handlers.router, stats.router, me.router, leave.router, forms.router)
+    root.include(
+        help_handlers.router, stats.router, reports.router, me.router, leave.router, admin_link.router, forms.router
+    )
     return root

@@ -22,7 +22,14 @@ END_RE = re.compile(r"^(?:销假|取消请假)(?:\s+(?P<name>\S+))?$")
 
 async def _is_leave(ctx: HandlerContext) -> bool:
     text = ctx.text.strip()
-    return bool(SELF_RE.match(text) or SET_RE.match(text) or END_RE.match(text))
+    if m := SELF_RE.match(text):
+        # "请假 到时候再说" is a theme-day leave with a reason, not a leave of absence until a date.
+        return not text[2:].lstrip().startswith("到") or _is_date(ctx, m.group("date"))
+    return bool(SET_RE.match(text) or END_RE.match(text))
+
+
+def _is_date(ctx: HandlerContext, text: str) -> bool:
+    return not isinstance(parse_date(text, ctx.now.astimezone(ctx.services.tz).date()), Invalid)
 
 
 def _apply(ctx: HandlerContext, member: Member, date_text: str, reason: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.context import HandlerContext
-from bot.db.tables import Campaign, Response
+from bot.db.tables import Campaign, Member, Response
 from bot.domain.dues import DuesCategory, compute_dues, dues_explanation, format_yuan
 from bot.domain.numerals import parse_money_fen
 from bot.forms.render import summarize
@@ -26,20 +26,24 @@ async def my_records(ctx: HandlerContext) -> None:
         .limit(12)
     )
     rows = (await ctx.session.execute(stmt)).all()
+    # Records can carry amounts: in a group chat they go 1:1, and the group only hears where they went.
     if not rows:
-        ctx.reply("您还没有任何登记记录。收到填报通知后直接回复即可，例如：党费 50。", private=ctx.in_group)
-        return
-    lines = [f"{member.name}的最近记录："]
-    for response, campaign in rows:
-        form = ctx.services.forms.get(campaign.form_key)
-        summary = summarize(form, response.values) if form else ""
-        marks = "（逾期）" if response.late else ""
-        marks += "（待核对）" if response.flagged else ""
-        lines.append(f"· {campaign.title}：{summary}{marks}")
-    # Records can carry amounts: in a group chat they go 1:1.
-    ctx.reply("\n".join(lines), private=ctx.in_group)
+        ctx.reply("您还没有任何登记记录，收到填报通知后直接回复即可，例如：党费 50。", private=ctx.in_group)
+    else:
+        entered = {r.entered_by for r, _ in rows if r.entered_by != member.id}
+        names = {m.id: m.name for m in (await ctx.session.execute(select(Member).where(Member.id.in_(entered)))).scalars()}
+        lines = [f"{member.name}的最近记录："]
+        for response, campaign in rows:
+            form = ctx.services.forms.get(campaign.form_key)
+            summary = summarize(form, response.values) if form else ""
+            marks = "（逾期）" if response.late else ""
+            marks += "（待核对）" if response.flagged else ""
+            if response.entered_by != member.id:
+                marks += f"（{names.get(response.entered_by, '他人')}代登记）"
+            lines.append(f"· {campaign.title}：{summary}{marks}")
+        ctx.reply("\n".join(lines), private=ctx.in_group)
     if ctx.in_group:
-        ctx.reply("您的记录已私信发送。")
+        ctx.reply("您的记录已私信发送。" if rows else "已私信回复您。")
 
 
 @router.command("dues", "党费标准", "党费计算", help="按月缴费基数计算应交党费，例如：党费标准 6500")

@@ -1,26 +1,30 @@
-"""/stats: answered / total / missing for the latest campaign; formatting only, figures from bot.reports."""
+"""/stats 统计 [form] [period] [branch]: answered / total / rate, money totals (1:1 only), branches ranked
+for admins, and for admins a warning when the workday calendar falls back to Mon–Fri.
+
+Formatting only; the figures come from bot.reports.stats (SQL aggregation, shared with the dashboard).
+"""
 
 from __future__ import annotations
 
 from bot.context import HandlerContext
-from bot.db import orgs as org_repo
 from bot.domain.dues import format_yuan
-from bot.reports.stats import CampaignSummary, campaign_summary, latest_campaigns
-from bot.routing import Router, split_args
-from handlers.access import LEVELS, level_of, require
+from bot.forms.spec import FieldType, FormSpec
+from bot.reports.stats import CampaignSummary, campaign_summaries, latest_campaigns
+from bot.routing import Router
+from handlers.reports import (
+    branches_for,
+    default_form,
+    local_today,
+    names_text,
+    officer_scope,
+    parse_report_args,
+)
 
 router = Router("stats")
 
 
-def _form_from_args(ctx: HandlerContext, args: list[str]) -> tuple[str, str]:
-    form_key, period = "dues", ""
-    for arg in args:
-        matched = next((f for f in ctx.services.forms.values() if arg in (f.key, f.name, *f.keywords)), None)
-        if matched is not None:
-            form_key = matched.key
-        elif arg[:4].isdigit():
-            period = arg
-    return form_key, period
+def has_money(form: FormSpec) -> bool:
+    return any(f.type is FieldType.MONEY for f in form.fields)
 
 
 def _line(summary: CampaignSummary, with_money: bool) -> str:
@@ -30,36 +34,66 @@ def _line(summary: CampaignSummary, with_money: bool) -> str:
     return line
 
 
-@router.command("stats", "统计", help="查看本支部（管理员：全部支部）的填报统计，例如：统计 党费 2026-11", audience="secretary")
+def calendar_warning(ctx: HandlerContext) -> str:
+    """For admins: years (this and next) the holiday data does not cover, so schedules use Mon–Fri."""
+    year = local_today(ctx).year
+    missing = [y for y in (year, year + 1) if not ctx.services.calendar.is_covered(y)]
+    if not missing:
+        return ""
+    years = "、".join(f"{y}年" for y in missing)
+    return (
+        f"⚠ 节假日数据尚未覆盖{years}，该年的收集和提醒暂按周一至周五推算。"
+        "请在国务院办公厅发布放假安排后升级节假日数据（chinesecalendar），或在配置 [calendar] 中补充调休日期。"
+    )
+
+
+@router.command("stats", "统计", help="查看填报统计，例如：统计 党费 2026-11（管理员：各支部排名，可加支部名称）", audience="secretary")
 async def stats(ctx: HandlerContext) -> None:
-    member = require(ctx, "secretary")
-    if member is None:
+    scope = officer_scope(ctx)
+    if scope is None:
         return
-    form_key, period = _form_from_args(ctx, list(split_args(ctx.args)))
-    form = ctx.services.forms[form_key]
-    is_admin = level_of(member) >= LEVELS["admin"]
-    if is_admin:
-        org_ids = [b.id for b in await org_repo.branches(ctx.session)]
-    else:
-        org_ids = [member.org_id]
-    campaigns = await latest_campaigns(ctx.session, org_ids, form_key, ctx.now, period)
+    args = parse_report_args(ctx)
+    scoped = await branches_for(ctx, scope, args)
+    if scoped is None:
+        return
+    org_ids = [b.id for b in scoped.branches]
+    form = args.form or await default_form(ctx, org_ids)
+    warning = calendar_warning(ctx) if scope.is_admin else ""
+    campaigns = await latest_campaigns(ctx.session, org_ids, form.key, ctx.now, args.period)
     if not campaigns:
-        ctx.reply(f"暂无{form.name}的收集记录。可以发送“发起 {form.name}”开始一次收集。")
+        lines = [f"暂无{form.name}的收集记录。可以发送“发起 {form.name}”开始一次收集。"]
+        ctx.reply("\n".join([*lines, warning] if warning else lines))
         return
-    day = ctx.now.astimezone(ctx.services.tz).date()
-    summaries = [await campaign_summary(ctx.session, c, day) for c in campaigns]
-    summaries.sort(key=lambda s: (-s.rate, s.org_name))
-    with_money = not ctx.in_group  # money never goes into a group chat
-    title = campaigns[0].title
-    lines = [f"【{title}】统计"]
-    lines += [_line(s, with_money) for s in summaries]
-    if len(summaries) == 1:
+    single = len(campaigns) == 1 and len(scoped.branches) == 1
+    summaries = await campaign_summaries(ctx.session, campaigns, local_today(ctx), with_names=single)
+    with_money = has_money(form) and not ctx.in_group  # money never goes into a group chat
+    if single:
         s = summaries[0]
-        lines.append("未填报：" + ("、".join(s.missing) if s.missing else "无，全部完成 ✔"))
+        lines = [f"【{s.campaign.title}】统计", _line(s, with_money)]
+        lines.append("未填报：" + (names_text(s.missing) if s.missing else "无，全部完成 ✔"))
         if s.on_leave:
-            lines.append("请假中（不计入）：" + "、".join(s.on_leave))
+            lines.append("请假中（不计入）：" + names_text(s.on_leave))
         if s.late:
             lines.append(f"逾期补交：{s.late}人")
         if s.flagged and with_money:
             lines.append(f"金额与标准不符待核对：{s.flagged}人")
+    else:
+        answered = sum(s.answered for s in summaries)
+        total = sum(s.total for s in summaries)
+        head = f"【{form.name}】各支部填报统计（{len(summaries)}个支部，按完成率排序）"
+        if args.period:
+            head += f"，{args.period.title}"
+        lines = [head]
+        lines += [f"{i}. {_line(s, with_money)}" for i, s in enumerate(summaries, 1)]
+        overall = f"合计：已填报 {answered}/{total}（{answered / total if total else 1:.0%}）"
+        amount = sum(s.amount_fen for s in summaries)
+        if with_money and amount:
+            overall += f"，合计 {format_yuan(amount)} 元"
+        lines.append(overall)
+        without = len(scoped.branches) - len(summaries)
+        if without:
+            lines.append(f"另有{without}个支部暂无该项收集记录。")
+    lines += await ctx.services.quota_usage() if scope.is_admin else []  # 钉钉本月用量：API 120/5000，推送 30/3000
+    if warning:
+        lines.append(warning)
     ctx.reply("\n".join(lines))

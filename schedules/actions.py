@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.addressing import group_messages, member_recipient, org_chats
 from bot.db.members import admins, secretaries_of
 from bot.db.outbox import enqueue
-from bot.db.tables import Campaign, Member, NudgeLog, Org
-from bot.message import OutgoingMessage
+from bot.db.tables import Campaign, ChatBinding, Member, NudgeLog, Org
+from bot.forms.render import form_example
+from bot.message import OutgoingMessage, Platform
 from bot.services import Services
 from schedules.arrears import arrears_in_branch, arrears_notice
 from schedules.audience import audience_of, missing_members, within_caps
@@ -42,7 +43,7 @@ class ActionContext:
     @property
     def example(self) -> str:
         form = self.services.forms.get(self.spec.form)
-        return getattr(form, "example", "") if form is not None else ""
+        return form_example(form) if form is not None else ""
 
     def render(self, template: str) -> str:
         text = template.format(
@@ -82,6 +83,10 @@ async def announce(ctx: ActionContext, campaign: Campaign, org: Org) -> None:
     _dm_all(ctx, await audience_of(ctx.session, campaign), text, "announce")
 
 
+async def _budget_low(ctx: ActionContext, chats: Sequence[ChatBinding]) -> bool:
+    return any([await ctx.services.quota_low(p) for p in {Platform(c.platform) for c in chats}])
+
+
 async def remind(ctx: ActionContext, campaign: Campaign, org: Org) -> None:
     settings = ctx.services.settings.nudges
     local_now = ctx.now.astimezone(ctx.services.tz)
@@ -92,8 +97,11 @@ async def remind(ctx: ActionContext, campaign: Campaign, org: Org) -> None:
     text = ctx.render(ctx.spec.remind_template())
     targeted = bool(ctx.spec.audience.roles or ctx.spec.audience.categories)
     # Role-targeted tasks (secretaries' meeting records, liaison officers' logs) are nudged 1:1;
-    # whole-branch collections get one group message naming who is missing.
-    chats = [] if targeted else await org_chats(ctx.session, org.id, ctx.services.enabled_platforms)
+    # whole-branch collections get one group message naming who is missing. When a platform of the
+    # branch's group runs low on its monthly budget (≥80 %), targeted nudges become that group message too.
+    chats = await org_chats(ctx.session, org.id, ctx.services.enabled_platforms)
+    if targeted and not await _budget_low(ctx, chats):
+        chats = []
     if chats:
         named = f"以下同志尚未填报：{_names(allowed)}\n{text}"
         for message in await group_messages(

@@ -112,7 +112,7 @@ _DEFAULTS: list[dict[str, Any]] = [
         "form": "work_log",
         "title": "{month}月{day}日工作日志",
         "purpose": "驻企联络员每个工作日记录工作日志，用于汇总周报和工作动态，一次采集、多处使用。",
-        "audience": {"categories": ["联络员"]},
+        "audience": {"roles": ["联络员"]},
         "period": "day",
         "open": {"kind": "cron", "expr": "0 9 * * *"},
         "deadline": {"kind": "same_day", "time": "20:00"},

@@ -201,16 +201,15 @@ def test_check_config_bad_platform_key_exit_2(clean_env: Path, capsys: Any) -> N
 def test_python_dash_m_bot_is_the_cli(clean_env: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DANGJIAN_")}
     env["PYTHONPATH"] = str(REPO)
-    ok = subprocess.run(
-        [sys.executable, "-m", "bot", "check-config"], cwd=clean_env, env=env, capture_output=True, text=True
-    )
-    assert ok.returncode == 0, ok.stderr
     bad = write(clean_env / "bad.toml", "[server]\nprot = 1\n")
     failed = subprocess.run(
         [sys.executable, "-m", "bot", "check-config", "--config", str(bad)],
-        cwd=clean_env, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    assert failed.returncode == 2
+        cwd=clean_env,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode == 2, failed.stderr
     assert "server.prot" in failed.stderr
 
 

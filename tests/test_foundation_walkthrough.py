@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.db.tables import Campaign, InboundMessage, LocalChatLine, Member, Response
+from bot.message import ConversationKind, IncomingMessage, Platform
 from tests.conftest import Running, start_bot, stop_bot
 
 GROUP1 = "group:第一党支部"
@@ -253,3 +254,70 @@ async def test_health_and_metrics(bot: Running) -> None:
             assert re.match(
                 r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_]\w*="[^"]*"(,[a-zA-Z_]\w*="[^"]*")*\})? \S+$', line
             ), line
+
+
+async def test_same_member_answering_in_two_chats_at_once(bot: Running) -> None:
+    """Two different messages racing on the same (campaign, member) row: both are answered, one row remains.
+
+    The loser of the race must not be mistaken for a replayed message id (silently dropped)."""
+    members = [ZHANG_SAN, LI_SI, "13800000005", "13800000006"]
+    for mobile in members:
+        bodies = [
+            {"conversation_id": GROUP1, "sender_id": mobile, "text": "党费 50", "message_id": f"g-{mobile}"},
+            {
+                "conversation_id": dm(mobile),
+                "sender_id": mobile,
+                "text": "党费 60",
+                "message_id": f"d-{mobile}",
+            },
+        ]
+        answers = await asyncio.gather(*(bot.client.post("/api/local/messages", json=b) for b in bodies))
+        results = [await a.json() for a in answers]
+        assert [a.status for a in answers] == [200, 200]
+        for result in results:
+            assert result["duplicate"] is False, result
+            assert any("已登记" in r["text"] or "已更新" in r["text"] for r in result["replies"]), result
+        rows = await responses_of(bot, mobile)
+        assert len(rows) == 1 and rows[0].revision == 2
+        assert rows[0].amount_fen in (5000, 6000)
+        logged = select(func.count()).select_from(InboundMessage).where(InboundMessage.sender_id == mobile)
+        assert await scalar(bot, logged) == 2
+    await bot.app.flush_outbox()
+
+
+async def test_two_instances_receiving_the_same_message_store_it_once(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """Two bot instances on one database (each with its own in-process KV unless Redis is shared) get the
+    same platform message at the same moment: the database's unique message id lets exactly one through."""
+    first = await start_bot(settings, clock)
+    second = await start_bot(settings, clock)
+    try:
+        msg = IncomingMessage(
+            platform=Platform.LOCAL,
+            conversation_id=dm(ZHANG_SAN),
+            conversation_kind=ConversationKind.DIRECT,
+            sender_id=ZHANG_SAN,
+            text="党费 50",
+            message_id="both-instances-1",
+            received_at=clock.now(),
+        )
+        results = await asyncio.gather(
+            first.app.inbound(msg), second.app.inbound(msg), first.app.inbound(msg)
+        )
+        assert sorted(r.duplicate for r in results) == [False, True, True]
+        assert [len(r.replies) > 0 for r in results if not r.duplicate] == [True]
+        assert all(r.replies == () for r in results if r.duplicate)
+        assert len(await responses_of(first, ZHANG_SAN)) == 1
+        stmt = (
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(InboundMessage.message_id == "both-instances-1")
+        )
+        assert await scalar(second, stmt) == 1
+        # Only one seeding and one announcement happened, although two instances started.
+        assert await scalar(first, select(func.count()).select_from(Campaign)) == 2
+        assert len(bot_lines(await first.transcript(GROUP1))) == 1
+    finally:
+        await stop_bot(second)
+        await stop_bot(first)

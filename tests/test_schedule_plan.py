@@ -308,7 +308,7 @@ def test_cron_open_rule_uses_standard_weekday_numbers(cal: WorkdayCalendar) -> N
 
 def test_work_log_daily_on_workdays(cal: WorkdayCalendar) -> None:
     s = default("work_log")
-    assert s.audience.categories == ("联络员",) and s.escalate_committee == ""
+    assert s.audience.roles == ("联络员",) and s.escalate_committee == ""
     plan = plan_occurrences(s, D(2026, 9, 26), D(2026, 10, 11), cal)
     assert [o.open_at.date() for o in plan.occurrences] == [
         D(2026, 9, 28),

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import csv
 import datetime as dt
 import io
 import re
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,9 @@ from typing import Any, cast
 import aiohttp
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.clock import SHANGHAI, FakeClock
 from bot.db.campaigns import save_response
@@ -31,7 +35,7 @@ from bot.demo import DEMO_ROSTER
 from bot.message import Platform
 from bot.platforms.wecom import WeComAdapter
 from bot.roster import import_roster_file
-from tests.conftest import Running, start_bot, stop_bot
+from tests.conftest import PG_URL, Running, start_bot, stop_bot
 from tests.fakes.wecom_server import (
     FROM_IP,
     Attempt,
@@ -500,3 +504,69 @@ async def test_secretary_stats_over_wecom(make_env: MakeEnv) -> None:
     [group_stats] = env.fake.to(code)
     assert "2/8" in group_stats.content
     assert "合计" not in group_stats.content and not MONEY_RE.search(group_stats.content)
+
+
+# --- storage down: the callback was already acknowledged, so the member must be told to resend
+
+
+@contextlib.asynccontextmanager
+async def storage_outage(env: Env) -> AsyncIterator[None]:
+    """A real outage of the bot's database, undone on exit.
+
+    PostgreSQL: the database stops accepting connections and the bot's open ones are terminated.
+    SQLite: the pool is closed and the database file moved away (a fresh connection finds no tables).
+    """
+    app = env.bot.app
+    if PG_URL:
+        name = make_url(PG_URL).database
+        admin = create_async_engine(make_url(PG_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            await conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"),
+                {"db": name},
+            )
+        try:
+            yield
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            await admin.dispose()
+        return
+    db = Path(make_url(app.settings.database_url).database or "")
+    aside = db.parent / "outage"
+    aside.mkdir()
+    await app.engine.dispose()
+    files = [p for p in db.parent.glob(db.name + "*") if p.is_file()]
+    for path in files:
+        shutil.move(path, aside / path.name)
+    try:
+        yield
+    finally:
+        await app.engine.dispose()
+        for path in db.parent.glob(db.name + "*"):
+            path.unlink()
+        for path in files:
+            shutil.move(aside / path.name, path)
+
+
+async def test_storage_outage_asks_member_to_resend(make_env: MakeEnv) -> None:
+    env = await make_env()
+    await env.run_due(DEC_OPEN)
+    url = env.fake.response_url()
+    async with storage_outage(env):
+        dm = await env.app.send_text("ZhangSan", "党费 50", msg_id="11001")
+        group = await env.robot.send_robot_text("robot-11002", "lisi", "@党建助手 党费 60", url, chatid=CHAT)
+        assert [a.status for a in dm + group] == [200, 200]  # acknowledged: WeCom will not redeliver
+        await env.adapter.drain()
+
+    [notice] = env.sends_to("ZhangSan")
+    assert "请稍后重新发送" in _text(notice)
+    [group_notice] = env.fake.to(url.rsplit("=", 1)[1])
+    assert "请稍后重新发送" in group_notice.content
+    assert await env.responses() == [] and await env.inbound_count() == 0
+
+    # Storage is back: the member resends and the answer is stored and confirmed as usual.
+    await env.dm("ZhangSan", "党费 50", msg_id="11003")
+    assert await env.responses() == [("张三", 5000, "wecom")]
+    assert "50.00元" in _text(env.sends_to("ZhangSan")[-1])

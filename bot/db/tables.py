@@ -126,6 +126,7 @@ class Campaign(Base):
         UniqueConstraint("form_key", "period", "org_id", "schedule_key", name="uq_campaign"),
         Index("ix_campaigns_org_deadline", "org_id", "deadline_at"),
         Index("ix_campaigns_form_period", "form_key", "period"),
+        Index("ix_campaigns_org_form_period", "org_id", "form_key", "period"),  # reports (migration 0002)
     )
 
 

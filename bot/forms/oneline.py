@@ -53,7 +53,8 @@ _BARE = re.compile(
 class OneLineResult:
     """What one message contributed: valid ``values``, required ``missing`` keys, ``errors``.
 
-    ``ambiguous`` holds the options for keys whose ``errors`` message asks "which one";
+    ``ambiguous`` holds the options for keys whose ``errors`` message asks "which one", and ``raw``
+    the text that was read for each key (so the caller can re-read it once a name is chosen);
     ``leftover`` lists pieces that fitted no field.
     """
 
@@ -62,6 +63,7 @@ class OneLineResult:
     errors: dict[str, str] = field(default_factory=dict)
     ambiguous: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     leftover: list[str] = field(default_factory=list)
+    raw: dict[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -226,7 +228,8 @@ def _segments(form: FormSpec, text: str, ctx: ParseContext) -> list[_Segment]:
     return segments
 
 
-def _record(result: OneLineResult, spec: FieldSpec, outcome: FieldResult) -> None:
+def _record(result: OneLineResult, spec: FieldSpec, outcome: FieldResult, text: str) -> None:
+    result.raw[spec.key] = text
     result.errors.pop(spec.key, None)
     result.ambiguous.pop(spec.key, None)
     if isinstance(outcome, Parsed):
@@ -249,7 +252,7 @@ def _place(form: FormSpec, piece: str, cursor: int, result: OneLineResult, ctx: 
         outcome = parse_field(spec, piece, ctx)
         fits = not isinstance(outcome, Invalid) or outcome.recognized
         if fits or (spec.type is FieldType.TEXT and _has_text(piece)):
-            _record(result, spec, outcome)
+            _record(result, spec, outcome, piece)
             return index + 1
     result.leftover.append(piece)
     return cursor
@@ -266,7 +269,7 @@ def parse_one_line(form: FormSpec, text: str, ctx: ParseContext) -> OneLineResul
     if len(form.fields) == 1:
         spec = form.fields[0]
         if _has_text(t):
-            _record(result, spec, parse_field(spec, t, ctx))
+            _record(result, spec, parse_field(spec, t, ctx), t)
     elif len(t) > MAX_ONE_LINE_CHARS or len(_pieces(t)) > MAX_PIECES:
         result.leftover.append(t)
     else:
@@ -275,7 +278,7 @@ def parse_one_line(form: FormSpec, text: str, ctx: ParseContext) -> OneLineResul
             if segment.spec is None:
                 cursor = _place(form, segment.value, cursor, result, ctx)
             elif _has_text(segment.value):
-                _record(result, segment.spec, parse_field(segment.spec, segment.value, ctx))
+                _record(result, segment.spec, parse_field(segment.spec, segment.value, ctx), segment.value)
                 cursor = form.field_keys.index(segment.spec.key) + 1
     result.missing = [
         s.key for s in form.fields if s.required and s.key not in result.values and s.key not in result.errors

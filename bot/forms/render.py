@@ -81,8 +81,33 @@ def money_of(form: FormSpec, values: dict[str, Any]) -> int | None:
     return None
 
 
-def form_example(form: FormSpec) -> str:
-    """What to type, e.g. "党费 50"."""
+def form_example(form: FormSpec, numbers: bool | None = None) -> str:
+    """What to type, e.g. "捐款 50"; without ``numbers`` (default for private forms, whose amounts stay
+    out of group chats): "捐款+金额"."""
     keyword = form.keywords[0] if form.keywords else form.name
     first = form.fields[0]
-    return f"{keyword} {first.example}".strip() if len(form.fields) == 1 else f"{keyword}（按提示逐项回复）"
+    if len(form.fields) != 1:
+        return f"{keyword}（按提示逐项回复）"
+    with_numbers = not form.private if numbers is None else numbers
+    if not with_numbers and first.type is FieldType.MONEY:
+        return f"{keyword}+金额"
+    return f"{keyword} {first.example}".strip()
+
+
+def sentence(text: str) -> str:
+    """One sentence: inner full stops become commas ("名册中没有：X。请核对…" → "…：X，请核对…"), and
+    it ends with a full stop (or the closing mark it already has)."""
+    text = text.strip()
+    head, end = (text[:-1], text[-1]) if text.endswith("。") else (text, "")
+    text = head.replace("。", "，") + end
+    return text if text.endswith(("。", "？", "！", "）", "”")) else f"{text}。"
+
+
+def numbered(options: list[str]) -> str:
+    return "\n".join(f"{i}. {option}" for i, option in enumerate(options, 1))
+
+
+def namesake(name: str, group: str, mobile: str | None) -> str:
+    """How to tell two members with the same name apart: "张三（第一党小组，手机尾号0003）"."""
+    details = [d for d in (group, f"手机尾号{mobile[-4:]}" if mobile else "") if d]
+    return f"{name}（{'，'.join(details)}）" if details else name

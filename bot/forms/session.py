@@ -1,15 +1,35 @@
-"""Step-by-step form state, kept in the KV with a TTL (survives restarts with Redis, shared by instances)."""
+"""Step-by-step form state, kept in the KV (survives restarts with Redis, shared by instances), and the
+pure rules for one step of the dialogue.
+
+A session belongs to one conversation and one sender: the same member may fill one form in the group
+and another in the 1:1 chat at the same time. It expires ``SESSION_TTL_SECONDS`` after the last reply,
+measured with the bot's clock (``touched_at``), so the member can be told that an answer timed out; the
+KV entry itself lives a day longer only to make that notice possible.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
-from dataclasses import asdict, dataclass, field
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from bot.domain.text import normalize, strip_decor
+from bot.errors import StorageUnavailable
+from bot.forms.fields import is_skip, parse_field
+from bot.forms.results import Ambiguous, FieldResult, Invalid, ParseContext, Parsed, RosterName
+from bot.forms.spec import FieldSpec, FieldType, FormSpec
 from bot.kv.base import KV
 from bot.message import IncomingMessage
 
 SESSION_TTL_SECONDS = 30 * 60
+KV_TTL_SECONDS = SESSION_TTL_SECONDS + 24 * 3600
+
+CANCEL_WORDS = frozenset({"取消", "退出", "算了", "不填了", "不填", "取消填报", "cancel"})
+SAME_AS_BEFORE = frozenset({"同上", "同上次", "跟上次一样", "和上次一样", "与上次相同", "同上月"})
 
 
 @dataclass
@@ -20,9 +40,16 @@ class FormSession:
     entered_by: int = 0  # who is typing (differs for proxy answers)
     values: dict[str, Any] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)  # field keys still to ask; pending[0] is asked now
-    options: list[dict[str, Any]] = field(default_factory=list)  # ambiguity options for pending[0]
+    options: list[dict[str, Any]] = field(default_factory=list)  # namesakes to pick from for pending[0]
+    raw: str = ""  # the text given for pending[0] that named an ambiguous member
+    hidden: list[int] = field(default_factory=list)  # namesakes already ruled out for pending[0]
+    prefix: str = ""  # read before the next reply: "请假" then "出差" → "请假 出差"
     choose: list[int] = field(default_factory=list)  # campaign ids, while asking "which form?"
-    original: str = ""  # the message that led to the "which form?" question
+    proxy_choices: list[int] = field(default_factory=list)  # member ids, while asking "which 张三?"
+    original: str = ""  # the message that led to a "which one?" question
+    base_revision: int = 0  # the answer's revision when the dialogue began (0: none yet)
+    started_at: str = ""  # ISO datetimes
+    touched_at: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -31,6 +58,29 @@ class FormSession:
     def from_json(cls, raw: str) -> FormSession:
         data = json.loads(raw)
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def touch(self, now: dt.datetime) -> None:
+        self.started_at = self.started_at or now.isoformat()
+        self.touched_at = now.isoformat()
+
+    def started(self) -> dt.datetime | None:
+        return _when(self.started_at)
+
+    def expired(self, now: dt.datetime) -> bool:
+        touched = _when(self.touched_at)
+        return touched is not None and now - touched > dt.timedelta(seconds=SESSION_TTL_SECONDS)
+
+    def advance(self, value: Any) -> None:
+        """Store the answer to ``pending[0]`` and move on to the next field."""
+        self.values[self.pending.pop(0)] = value
+        self.options, self.raw, self.hidden, self.prefix = [], "", [], ""
+
+
+def _when(value: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def session_key(msg: IncomingMessage) -> str:
@@ -41,8 +91,13 @@ class FormSessionStore:
     def __init__(self, kv: KV) -> None:
         self.kv = kv
 
+    # A KV outage (Redis down) must not fail the message: without the store, no dialogue state is kept,
+    # one-line answers (``党费 50``) still work and a step-by-step dialogue starts afresh.
     async def load(self, msg: IncomingMessage) -> FormSession | None:
-        raw = await self.kv.get(session_key(msg))
+        try:
+            raw = await self.kv.get(session_key(msg))
+        except StorageUnavailable:
+            return None
         if raw is None:
             return None
         try:
@@ -51,8 +106,158 @@ class FormSessionStore:
             await self.clear(msg)
             return None
 
-    async def save(self, msg: IncomingMessage, state: FormSession) -> None:
-        await self.kv.set(session_key(msg), state.to_json(), SESSION_TTL_SECONDS)
+    async def save(self, msg: IncomingMessage, state: FormSession, now: dt.datetime) -> None:
+        state.touch(now)
+        with contextlib.suppress(StorageUnavailable):
+            await self.kv.set(session_key(msg), state.to_json(), KV_TTL_SECONDS)
 
     async def clear(self, msg: IncomingMessage) -> None:
-        await self.kv.delete(session_key(msg))
+        with contextlib.suppress(StorageUnavailable):
+            await self.kv.delete(session_key(msg))
+
+
+# --- pure rules for one step ---------------------------------------------------------------------
+
+_CN_DIGITS = {
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+    "十": 10,
+}
+_NUMBER_REPLY = re.compile(r"(?:选|选择)?第?(?P<n>\d{1,2}|[一二两三四五六七八九十])(?:个|项|位|条|号)?")
+
+
+def is_cancel(text: str) -> bool:
+    return strip_decor(normalize(text)).lower() in CANCEL_WORDS
+
+
+def is_same_as_before(text: str) -> bool:
+    return strip_decor(normalize(text)) in SAME_AS_BEFORE
+
+
+def pick_number(text: str, count: int) -> int | None:
+    """ "2", "2.", "第二个", "选2" → the 0-based index of an option among ``count``; else ``None``."""
+    m = _NUMBER_REPLY.fullmatch(strip_decor(normalize(text)).replace(" ", ""))
+    if m is None:
+        return None
+    n = int(m["n"]) if m["n"].isdigit() else _CN_DIGITS[m["n"]]
+    return n - 1 if 1 <= n <= count else None
+
+
+def choose_namesake(
+    spec: FieldSpec,
+    raw: str,
+    options: Sequence[dict[str, Any]],
+    index: int,
+    ctx: ParseContext,
+    hidden: Sequence[int],
+) -> tuple[FieldResult, list[int]]:
+    """Re-read ``raw`` after the member picked ``options[index]`` for an ambiguous name.
+
+    The other candidates for the same typed name are renamed out of the way (not removed, so "全体"
+    still counts them); returns the new result and the ids now ruled out. Another ambiguous name in
+    ``raw`` gives ``Ambiguous`` again, for the next question.
+    """
+    chosen = options[index]
+    ruled_out = {int(o["member_id"]) for o in options if o.get("input") == chosen.get("input")}
+    ruled_out.discard(int(chosen["member_id"]))
+    hide = [*hidden, *sorted(ruled_out - set(hidden))]
+    roster = [
+        RosterName(r.member_id, f"{r.name}#{r.member_id}") if r.member_id in hide else r for r in ctx.roster
+    ]
+    result = parse_field(spec, raw, replace(ctx, roster=roster))
+    if isinstance(result, Parsed) and isinstance(result.value, list):
+        names = {r.member_id: r.name for r in ctx.roster}
+        result = Parsed(
+            [{**m, "name": names.get(m.get("member_id", 0), m.get("name", ""))} for m in result.value]
+        )
+    return result, hide
+
+
+def step_result(spec: FieldSpec, text: str, state: FormSession, ctx: ParseContext) -> FieldResult:
+    """Read one step-by-step reply for ``spec`` (the field ``state.pending[0]``).
+
+    Handles 无 for optional fields, a number picking an ambiguous name, and a reply that completes an
+    earlier partial answer (``prefix``: "请假" asked for the reason, "出差" gives it). Keeps in ``state``
+    what a later number needs (``raw``, ``hidden``); the caller stores ``options`` from ``Ambiguous``.
+    """
+    if not spec.required and spec.type is not FieldType.YESNO and is_skip(text):
+        return Parsed(None)
+    if state.options and state.raw:
+        index = pick_number(text, len(state.options))
+        if index is not None:
+            result, state.hidden = choose_namesake(spec, state.raw, state.options, index, ctx, state.hidden)
+            return result
+    outcome = parse_field(spec, text, ctx)
+    if isinstance(outcome, Invalid) and state.prefix:
+        combined = parse_field(spec, f"{state.prefix} {text}", ctx)
+        if isinstance(combined, Parsed):
+            return combined
+    if isinstance(outcome, Ambiguous):
+        state.raw, state.hidden = text, []
+    return outcome
+
+
+def same_as_before(
+    form: FormSpec, last: dict[str, Any], typed: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """`同上`: the member's last answer to this form, over what they typed now; dates are asked again.
+
+    A date in the last answer (the day of last month's meeting or of yesterday's log) is not today's,
+    so date fields are not copied: they come back as pending keys, in field order.
+    """
+    values: dict[str, Any] = {}
+    pending: list[str] = []
+    for spec in form.fields:
+        if spec.key in typed:
+            values[spec.key] = typed[spec.key]
+        elif spec.type is FieldType.DATE:
+            pending.append(spec.key)
+        elif spec.key in last:
+            values[spec.key] = last[spec.key]
+        elif spec.required:
+            pending.append(spec.key)
+    return values, pending
+
+
+def partial_answer(form: FormSpec, text: str, ctx: ParseContext) -> Invalid | None:
+    """A keyword alone that starts an answer but lacks a part, e.g. "请假" without the reason.
+
+    Returns the parser's message (which asks for the missing part); the caller keeps ``text`` as the
+    session's ``prefix``.
+    """
+    if len(form.fields) != 1 or not text:
+        return None
+    outcome = parse_field(form.fields[0], text, ctx)
+    return outcome if isinstance(outcome, Invalid) and outcome.recognized else None
+
+
+_PROXY = re.compile(r"^代\s*(?P<name>[\u4e00-\u9fa5·]{2,5}?)(?:\s+(?P<rest>.*))?$", re.S)
+_PROXY_SEPARATORS = " :：,，"
+
+
+def split_proxy(text: str, names: Sequence[str]) -> tuple[str, str] | None:
+    """ "代 张三 党费 50" / "代张三党费50" → ("张三", "党费 50"); ``None`` if this is no proxy answer.
+
+    Roster ``names`` let the name run into the answer without a space (longest name first); without
+    a known name the name must be followed by a space ("代 欧阳小明 已交"), so that ordinary words
+    starting with 代 ("代表大会…") are not taken for proxy answers.
+    """
+    t = normalize(text).strip()
+    if not t.startswith("代"):
+        return None
+    body = t[1:].lstrip(_PROXY_SEPARATORS)
+    for name in sorted({n for n in names if n}, key=len, reverse=True):
+        if body.startswith(name):
+            return name, body[len(name) :].strip(_PROXY_SEPARATORS)
+    m = _PROXY.match(t)
+    if m is None or m["rest"] is None:
+        return None
+    return m["name"], m["rest"].strip(_PROXY_SEPARATORS)

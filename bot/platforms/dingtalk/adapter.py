@@ -31,6 +31,7 @@ from bot.platforms.dingtalk.directory import fetch_directory
 from bot.platforms.dingtalk.events import ContactEventHandler, EventCrypto
 from bot.platforms.dingtalk.inbound import Inbound
 from bot.platforms.dingtalk.limits import SleepFn
+from bot.platforms.dingtalk.quota import usage_line
 from bot.platforms.dingtalk.runtime import SessionHolder, SessionSource, TaskSet
 from bot.platforms.dingtalk.settings import DingTalkSettings, GroupWebhook, missing_for_mode
 from bot.platforms.dingtalk.stream import StreamClient
@@ -97,6 +98,15 @@ class DingTalkAdapter:
     async def quota_usage(self) -> dict[str, object]:
         """Monthly usage estimate: api_used, api_quota, push_used, push_quota, month (YYYY-MM)."""
         return await self.client.quota.usage()
+
+    async def quota_line(self) -> str:
+        """``钉钉本月用量：API 120/5000，推送 30/3000`` for the admins' /stats."""
+        return usage_line(await self.client.quota.usage())
+
+    async def budget_low(self) -> bool:
+        """True once this month's API or push usage reaches 80 %: callers should prefer one group digest
+        over many 1:1 messages (the reminder path does, see ``schedules.actions.remind``)."""
+        return await self.client.quota.low()
 
     async def health(self) -> PlatformHealth:
         missing = missing_for_mode(self.settings)

@@ -2,12 +2,15 @@
 (contact events over HTTP event subscription).
 
 The robot callback checks the ``timestamp``/``sign`` headers before the body is read, so forged requests
-cost us nothing and never reach the parser. It answers ``{"msgtype":"empty"}`` at once; the message is
-handled in a background task and replies go out through the session webhook / robot API.
+cost us nothing and never reach the parser. The message is handled in a background task; the callback
+waits for it at most ``ACK_WAIT_S`` and answers ``{"msgtype":"empty"}`` (slower handling finishes after
+the ack), or 503 when the core could not store it (database down) so that DingTalk redelivers the push.
+Replies go out through the session webhook / robot API.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -26,6 +29,7 @@ MAX_BODY_BYTES = 64 * 1024  # a robot message is a few KB; anything near this is
 CALLBACK_PATH = "/dingtalk/callback"
 EVENTS_PATH = "/dingtalk/events"
 EMPTY_REPLY = {"msgtype": "empty"}
+ACK_WAIT_S = 3.0  # well inside DingTalk's wait for an answer; a normal message is handled in milliseconds
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -83,7 +87,10 @@ class CallbackRoutes:
         except ValueError as exc:
             log.warning("malformed dingtalk callback: %s", exc)
             return _error(400, "malformed message")
-        self._inbound.accept(msg)
+        handling = self._inbound.accept(msg)
+        done, _ = await asyncio.wait({handling}, timeout=ACK_WAIT_S)
+        if handling in done and not handling.cancelled() and handling.exception() is None and not handling.result():
+            return _error(503, "storage unavailable, please retry")
         return web.json_response(EMPTY_REPLY)
 
     async def event_callback(self, request: web.Request) -> web.Response:
@@ -100,7 +107,7 @@ class CallbackRoutes:
             encrypt = json.loads(raw)["encrypt"]
             if not isinstance(encrypt, str):
                 raise TypeError("encrypt is not a string")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: deeply nested JSON
             return _error(400, "malformed event")
         try:
             payload = await self._crypto.decrypt(signature, timestamp, nonce, encrypt)

@@ -7,12 +7,15 @@ background task so the transport can acknowledge at once. Message-id dedupe happ
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from bot.clock import Clock
+from bot.errors import StorageUnavailable
 from bot.kv.base import KV
 from bot.message import IncomingMessage
 from bot.platforms.base import InboundSink
@@ -41,9 +44,13 @@ class Inbound:
     def now(self) -> dt.datetime:
         return self._clock.now()
 
-    def accept(self, msg: IncomingMessage) -> None:
-        """Queue a parsed message for the sink; returns at once (the transport acknowledges next)."""
-        self._tasks.spawn(self._dispatch(msg), f"dingtalk-msg-{msg.message_id}")
+    def accept(self, msg: IncomingMessage) -> asyncio.Task[bool]:
+        """Queue a parsed message for the sink; returns at once with the task handling it.
+
+        The task's result is False when the core's storage was unavailable (nothing was stored): an HTTP
+        callback that is still waiting answers 5xx so DingTalk redelivers the push.
+        """
+        return self._tasks.spawn(self._dispatch(msg), f"dingtalk-msg-{msg.message_id}")
 
     def spawn_event(self, event: ContactEvent) -> None:
         self._tasks.spawn(self.contact_event(event), f"dingtalk-event-{event.event_id}")
@@ -52,15 +59,20 @@ class Inbound:
         log.error("dingtalk push %s arrived without content: %s", exc.message_id, exc.detail)
         self._tasks.spawn(self._client.quota.exhausted("push", QUOTA_PUSH_CODE), "dingtalk-quota-alert")
 
-    async def _dispatch(self, msg: IncomingMessage) -> None:
-        await self._client.quota.record("push")
+    async def _dispatch(self, msg: IncomingMessage) -> bool:
+        with contextlib.suppress(StorageUnavailable):  # the monthly counter is an estimate: a KV outage
+            await self._client.quota.record("push")  # must not drop the message
         if self.sink is None:
             log.warning("dingtalk message %s dropped: adapter not started", msg.message_id)
-            return
+            return True
         try:
             await self.sink(msg)
+        except StorageUnavailable:
+            log.warning("dingtalk message %s not stored: storage unavailable", msg.message_id)
+            return False
         except Exception:
             log.exception("handling dingtalk message %s failed", msg.message_id)
+        return True
 
     async def stream_bot_message(self, body: dict[str, Any]) -> None:
         try:

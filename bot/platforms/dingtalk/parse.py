@@ -44,8 +44,8 @@ def parse_robot_json(raw: bytes, now: dt.datetime) -> IncomingMessage:
     """Bytes of a callback body → IncomingMessage; ValueError when it is not a robot message."""
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"body is not JSON: {exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: [[[[…
+        raise ValueError(f"body is not JSON: {exc!r}"[:200]) from exc
     if not isinstance(body, dict):
         raise ValueError("body is not a JSON object")
     return parse_robot_message(body, now)

@@ -81,5 +81,22 @@ class QuotaMeter:
             "month": month,
         }
 
+    async def ratio(self, kind: Kind) -> float:
+        """Share of this month's quota used so far (0.0 when the quota is unlimited/0)."""
+        limit = self._limits[kind]
+        if limit <= 0:
+            return 0.0
+        return int(await self._kv.get(self._key(kind, self.month())) or 0) / limit
+
+    async def low(self) -> bool:
+        """At or past the warning line (80 %) for API calls or pushes: time to save calls."""
+        return any([await self.ratio("api") >= WARN_RATIO, await self.ratio("push") >= WARN_RATIO])
+
     async def _send(self, key: str, text: str) -> None:
         await send_alert(self._alert, key, text)
+
+
+def usage_line(usage: dict[str, object]) -> str:
+    """The admins' one-line summary in /stats, e.g. ``钉钉本月用量：API 120/5000，推送 30/3000``."""
+    return (f"钉钉本月用量：API {usage['api_used']}/{usage['api_quota']}，"
+            f"推送 {usage['push_used']}/{usage['push_quota']}")

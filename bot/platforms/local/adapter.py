@@ -114,7 +114,7 @@ class LocalAdapter:
             return _error(413, "请求体过大 (body too large)")
         try:
             body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: [[[[…
             return _error(400, "请求不是有效的JSON (malformed JSON)")
         if not isinstance(body, dict):
             return _error(400, "请求体必须是JSON对象 (body must be an object)")

@@ -22,8 +22,15 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.errors import ConfigError
 from bot.kv.base import KV
-from bot.message import IncomingMessage, OutgoingMessage, Platform
-from bot.platforms.base import AdminAlert, Delivery, DirectoryUser, InboundSink, PlatformHealth
+from bot.message import IncomingMessage, OutgoingMessage, Platform, Recipient
+from bot.platforms.base import (
+    AdminAlert,
+    Delivery,
+    DeliveryStatus,
+    DirectoryUser,
+    InboundSink,
+    PlatformHealth,
+)
 from bot.platforms.wecom import appmsg
 from bot.platforms.wecom.callbacks import CallbackEndpoint, parse_app_plaintext, parse_robot_plaintext
 from bot.platforms.wecom.client import ErrorKind, Sleep, WeComClient
@@ -34,6 +41,7 @@ from bot.platforms.wecom.settings import GroupWebhook, WeComSettings, missing_co
 
 log = logging.getLogger("bot.platforms.wecom")
 STOP_GRACE_SECONDS = 5.0
+NOT_SAVED = "抱歉，系统暂时无法处理您的消息，这条消息没有登记。请稍后重新发送。"
 
 
 class WeComAdapter:
@@ -144,3 +152,24 @@ class WeComAdapter:
             await sink(msg)
         except Exception:  # the callback was already acknowledged; log, never crash the loop
             log.exception("inbound WeCom message %s failed in the core", msg.message_id)
+            await self._tell_not_saved(msg)
+
+    async def _tell_not_saved(self, msg: IncomingMessage) -> None:
+        """The core could not take the message (e.g. storage down) and WeCom will not redeliver it, since
+        it was acknowledged: ask the member to resend, straight through ``deliver`` (no outbox)."""
+        recipient = (
+            Recipient(Platform.WECOM, conversation_id=msg.conversation_id)
+            if msg.is_group
+            else Recipient(Platform.WECOM, user_id=msg.sender_id)
+        )
+        mention = (msg.sender_id,) if msg.is_group else ()
+        notice = OutgoingMessage(
+            recipient, NOT_SAVED, mention_user_ids=mention, reply_handle=msg.reply_handle
+        )
+        try:
+            [outcome] = await self._deliverer.deliver([notice])
+        except Exception:  # the KV may be down as well
+            log.exception("could not tell %s that message %s was not saved", msg.sender_id, msg.message_id)
+            return
+        if outcome.status is not DeliveryStatus.SENT:
+            log.warning("not-saved notice for %s: %s", msg.message_id, outcome.detail)

@@ -56,7 +56,7 @@ def extract_encrypt(body: bytes) -> str:
     if body.lstrip()[:1] == b"{":
         try:
             envelope = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested JSON
             raise XMLRejected("envelope is not JSON") from exc
         value = (envelope.get("encrypt") or envelope.get("Encrypt")) if isinstance(envelope, dict) else None
     else:

@@ -70,7 +70,7 @@ def json_fields(plaintext: str) -> dict[str, str]:
 def _load_object(plaintext: str) -> dict[str, Any]:
     try:
         data = json.loads(plaintext)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested JSON
         raise PayloadRejected("not JSON") from exc
     if not isinstance(data, dict):
         raise PayloadRejected("JSON payload is not an object")
