@@ -4,9 +4,9 @@ dialogue: which campaign a reply answers, what to ask next, where each answer ma
 
 - A form keyword selects its form among the open campaigns ("到" → theme day even while dues are open);
   without one, the reply goes to the one open campaign it fits, else the bot asks which (numbered).
-- Step by step: one session per conversation and sender (the pipeline holds that lock). A reply that
-  is no answer to the question but a complete answer to another open form, or a proxy answer, is
-  handled on the side and the question is asked again; a keyword starting another dialogue replaces it.
+- Step by step: one session per conversation and sender (the pipeline holds that lock), expiring 30
+  minutes after the last reply. A reply meant for another open form, or a proxy answer, is handled on
+  the side and the question asked again; one that starts another dialogue replaces this one.
 - Private forms (money): amounts, bases and money examples go to the 1:1 chat only.
 """
 
@@ -21,13 +21,14 @@ from bot.db.campaigns import in_audience, last_values, open_campaigns_for, respo
 from bot.db.members import has_role, members_of
 from bot.db.tables import Campaign, Member, Org, Response
 from bot.domain.dues import DuesCategory, compute_dues, format_yuan, is_large_payment
-from bot.forms.fields import parse_field
 from bot.forms.oneline import is_bare_confirmation, match_form, parse_one_line, strip_leading
 from bot.forms.render import form_example, money_of, namesake, numbered, sentence, summarize
 from bot.forms.results import Ambiguous, Invalid, ParseContext, Parsed, RosterName
 from bot.forms.session import (
     FormSession,
     FormSessionStore,
+    answers_another_form,
+    fits_strongly,
     is_cancel,
     is_same_as_before,
     partial_answer,
@@ -36,7 +37,7 @@ from bot.forms.session import (
     split_proxy,
     step_result,
 )
-from bot.forms.spec import FieldType, FormSpec
+from bot.forms.spec import FormSpec
 from bot.routing import Router
 
 router = Router("forms")
@@ -45,7 +46,6 @@ PROXY_ROLES = ("书记", "副书记", "组织委员", "党小组长")
 BRANCH_PROXY_ROLES = ("书记", "副书记", "组织委员")  # the whole branch; 党小组长: their Party group only
 NOT_UNDERSTOOD = "没有看懂这条消息，可以回复例如：到、请假 出差、已交；发送“帮助”查看可用命令。"
 NOTHING_OPEN = "目前没有需要您填报的内容（查看已登记的记录可发送“我的”）。"
-STRONG, WEAK = 2, 1
 
 Pair = tuple[Campaign, FormSpec]
 
@@ -121,7 +121,7 @@ async def _start(turn: Turn, text: str) -> None:
     open_forms = {f.key: f for _, f in pairs}
     matched = match_form(text, open_forms, pctx) if open_forms else None
     if matched is None and (closed := match_form(text, ctx.services.forms, pctx)) is not None:
-        _not_open(turn, closed[0])
+        _not_open(turn, closed[0], text)
         return
     if matched is not None:
         form, rest = matched
@@ -149,35 +149,19 @@ async def _start(turn: Turn, text: str) -> None:
         await _answer(turn, form, campaign, text, pctx)
 
 
-def _fit(form: FormSpec, text: str, pctx: ParseContext) -> int:
-    """How well a reply without keyword reads as an answer to ``form``: STRONG, WEAK or 0.
-
-    Strong: a typed (non-text) value, several values, a recognisably wrong value (-50), a name to
-    disambiguate, or "已交" for a money form. Weak: only free text, which any chatter is.
-    """
-    if is_bare_confirmation(text):
-        return STRONG if any(s.type is FieldType.MONEY for s in form.fields) else 0
-    if len(form.fields) == 1:
-        outcome = parse_field(form.fields[0], text, pctx)
-        if isinstance(outcome, Invalid):
-            return STRONG if outcome.recognized else 0
-        return STRONG if form.fields[0].type is not FieldType.TEXT or isinstance(outcome, Ambiguous) else WEAK
-    result = parse_one_line(form, text, pctx)
-    typed = [k for k in result.values if form.field(k).type is not FieldType.TEXT]
-    if typed or len(result.values) > 1 or result.ambiguous:
-        return STRONG
-    return WEAK if result.values else 0
-
-
 def _best_fits(pairs: list[Pair], text: str, pctx: ParseContext) -> list[Pair]:
     """The campaigns the reply fits strongly (in their order); empty if none does."""
-    return [(c, f) for c, f in pairs if _fit(f, text, pctx) == STRONG]
+    return [(c, f) for c, f in pairs if fits_strongly(f, text, pctx)]
 
 
-def _not_open(turn: Turn, form: FormSpec) -> None:
+def _not_open(turn: Turn, form: FormSpec, text: str) -> None:
     if form.roles and not has_role(turn.member, *form.roles):
         turn.ctx.reply(
             f"“{form.name}”由{'、'.join(form.roles)}填报，您无需填报（查看自己的记录可发送“我的”）。"
+        )
+    elif text.startswith("请假"):
+        turn.ctx.reply(
+            f"目前没有需要您填报的“{form.name}”，如需请一段时间的假请回复，例如：请假 至 12月20日 出差。"
         )
     else:
         turn.ctx.reply(f"目前没有需要您填报的“{form.name}”（查看已登记的记录可发送“我的”）。")
@@ -213,11 +197,10 @@ async def _start_same(turn: Turn, pairs: list[Pair], pctx: ParseContext) -> None
     pending = [
         (c, f) for c, f in await _unanswered(turn, pairs) if await last_values(session, turn.member, f.key)
     ]
-    if not pending:
-        example = _example(turn, pairs[0][1]) if pairs else "党费 50"
-        turn.ctx.reply(
-            f"没有找到可以照抄的上次记录，请直接回复内容，例如：{example}。" if pairs else NOTHING_OPEN
-        )
+    if not pairs:
+        turn.ctx.reply(NOTHING_OPEN)
+    elif not pending:
+        turn.ctx.reply(f"没有找到可以照抄的上次记录，请直接回复内容，例如：{_example(turn, pairs[0][1])}。")
     elif len(pending) > 1:
         await _ask_which(turn, pending, "同上")
     else:
@@ -383,15 +366,7 @@ async def _meant_elsewhere(turn: Turn, form: FormSpec, text: str, pctx: ParseCon
     if split_proxy(text, names) is not None:
         return True
     others = {f.key: f for _, f in await _open_for(turn.fresh()) if f.key != form.key}
-    matched = match_form(text, others, pctx) if others else None
-    if matched is None:
-        return False
-    if not answered:
-        return True
-    # The reply also answers the question: only a complete answer that is more than a keyword counts
-    # ("党费 45" yes; "线上" or "志愿服务" may well be the meeting place or the topic).
-    other, rest = matched
-    return bool(rest) and text.lower() not in other.keywords and parse_one_line(other, rest, pctx).complete
+    return answers_another_form(text, others, pctx, answered)
 
 
 async def _resolve_choice(turn: Turn, state: FormSession, text: str) -> None:
@@ -436,7 +411,7 @@ async def _expired(turn: Turn, state: FormSession) -> None:
     started = state.started()
     minutes = int((ctx.now - started).total_seconds() // 60) if started else 30
     what = f"“{campaign.title}”的填报" if campaign else "上一次的填报"
-    example = _example(turn, form) if form else "党费 50"
+    example = _example(turn, form) if form else "已交"
     ctx.reply(f"{what}（{minutes}分钟前开始）已超过30分钟未回复，没有保存，请重新回复，例如：{example}。")
 
 
@@ -562,12 +537,16 @@ async def _question(turn: Turn, form: FormSpec, state: FormSession, error: str |
 
 
 async def _namesakes(turn: Turn, members: list[Member]) -> list[str]:
+    """Labels telling namesakes apart: the Party group, and the mobile's last digits 1:1 (in a group
+    chat only where the Party groups do not tell them apart)."""
     session = turn.ctx.session
     names: dict[int, str] = {}
     for group_id in {m.group_id for m in members if m.group_id}:
         group = await session.get(Org, group_id)
         names[group_id] = group.name if group else ""
-    return [namesake(m.name, names.get(m.group_id or 0, ""), m.mobile) for m in members]
+    groups = [names.get(m.group_id or 0, "") for m in members]
+    mobiles = not turn.ctx.in_group or len(set(groups)) < len(groups)
+    return [namesake(m.name, g, m.mobile if mobiles else None) for m, g in zip(members, groups, strict=True)]
 
 
 def _example(turn: Turn, form: FormSpec, confirm: bool = True) -> str:

@@ -137,7 +137,7 @@ async def test_meeting_record_secretary_only(bot: Running) -> None:
         data = await say(bot, GROUP1, "李红梅", text)
         assert expected in joined(data), (text, data)
         assert await answer_of(bot, meeting, "李红梅") is None
-    data = await say(bot, GROUP1, "李红梅", "无")
+    data = await say(bot, GROUP1, "李红梅", "不填")
     assert "已登记：11月支委会纪实" in joined(data)
     row = await answer_of(bot, meeting, "李红梅")
     assert row is not None

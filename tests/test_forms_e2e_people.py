@@ -223,6 +223,7 @@ async def test_rejections_are_one_short_sentence_with_an_example(bot: Running) -
         (GROUP1, "刘洋", "代 张三 已交"),
         (GROUP1, "张三", "今天天气不错"),
         (dm("赵六"), "赵六", "同上"),
+        (dm("赵六"), "赵六", "请假"),  # no theme day open
     ]:
         data = await say(bot, conv, name, text)
         if text == "取消":

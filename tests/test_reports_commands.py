@@ -134,7 +134,7 @@ async def test_compliance_with_and_without_meeting_records(settings: Settings) -
         without = await ask(running, dm(SECRETARY), SECRETARY, "达标")
         assert without.startswith("【2026年11月 组织生活达标情况】第一党支部"), without
         assert "✘ 支部委员会会议（每月）：11月尚未登记会议记录" in without
-        assert "✘ 党小组会（每月）：第一党小组缺11月；第二党小组缺11月" in without
+        assert "✘ 党小组会（每月）：第一党小组缺11月；第二党小组缺11月（本期尚未结束" in without
         assert "✘ 支部党员大会（每季度）：2026年第4季度尚未登记会议记录" in without
         assert "✘ 党课（每季度）" in without and "✘ 主题党日（每月）" in without
         assert "✔ 会议记录完整：本期暂无会议记录" in without

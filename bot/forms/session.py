@@ -13,13 +13,14 @@ import contextlib
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bot.domain.text import normalize, strip_decor
 from bot.errors import StorageUnavailable
 from bot.forms.fields import is_skip, parse_field
+from bot.forms.oneline import is_bare_confirmation, match_form, parse_one_line
 from bot.forms.results import Ambiguous, FieldResult, Invalid, ParseContext, Parsed, RosterName
 from bot.forms.spec import FieldSpec, FieldType, FormSpec
 from bot.kv.base import KV
@@ -28,7 +29,7 @@ from bot.message import IncomingMessage
 SESSION_TTL_SECONDS = 30 * 60
 KV_TTL_SECONDS = SESSION_TTL_SECONDS + 24 * 3600
 
-CANCEL_WORDS = frozenset({"取消", "退出", "算了", "不填了", "不填", "取消填报", "cancel"})
+CANCEL_WORDS = frozenset({"取消", "退出", "算了", "不填了", "取消填报", "cancel"})  # not 不填: skips a field
 SAME_AS_BEFORE = frozenset({"同上", "同上次", "跟上次一样", "和上次一样", "与上次相同", "同上月"})
 
 
@@ -261,3 +262,43 @@ def split_proxy(text: str, names: Sequence[str]) -> tuple[str, str] | None:
     if m is None or m["rest"] is None:
         return None
     return m["name"], m["rest"].strip(_PROXY_SEPARATORS)
+
+
+# --- which form a reply is for -------------------------------------------------------------------
+
+
+def fits_strongly(form: FormSpec, text: str, ctx: ParseContext) -> bool:
+    """Does a reply without keyword clearly answer ``form``?
+
+    Yes for a typed (non-text) value, several values, a recognisably wrong value (-50), a name to
+    disambiguate, or "已交" for a money form; no for free text alone, which any chatter is.
+    """
+    if is_bare_confirmation(text):
+        return any(s.type is FieldType.MONEY for s in form.fields)
+    if len(form.fields) == 1:
+        spec = form.fields[0]
+        outcome = parse_field(spec, text, ctx)
+        if isinstance(outcome, Invalid):
+            return outcome.recognized
+        return spec.type is not FieldType.TEXT or isinstance(outcome, Ambiguous)
+    result = parse_one_line(form, text, ctx)
+    typed = [k for k in result.values if form.field(k).type is not FieldType.TEXT]
+    return bool(typed) or len(result.values) > 1 or bool(result.ambiguous)
+
+
+def answers_another_form(
+    text: str, others: Mapping[str, FormSpec], ctx: ParseContext, answered: bool
+) -> bool:
+    """In the middle of a dialogue: is this reply meant for one of the ``others`` (open) forms?
+
+    When it does not answer the question, a keyword of another form is enough. When it also answers
+    the question (``answered``), only a complete answer beyond the bare keyword counts: "党费 45" is
+    meant for the dues, but "线上" or "志愿服务" may well be a meeting's place or topic.
+    """
+    matched = match_form(text, others, ctx) if others else None
+    if matched is None:
+        return False
+    if not answered:
+        return True
+    other, rest = matched
+    return bool(rest) and text.lower() not in other.keywords and parse_one_line(other, rest, ctx).complete

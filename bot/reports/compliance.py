@@ -26,7 +26,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.tables import Campaign, Member, Org, Response
-from bot.reports.ledgers import ARREARS_STREAK_WARN, dues_data
+from bot.reports.ledgers import ARREARS_STREAK_WARN, DuesBranch, dues_data
 from bot.reports.periods import PeriodKind, ReportPeriod, month_period, sub_periods
 from bot.reports.stats import period_filter
 
@@ -199,7 +199,8 @@ def _meeting_item(
         if not lacking:
             return ComplianceItem(rule.key, label, True, f"{len(groups)}个党小组均已召开并登记")
         pending = ongoing and all(p == due[-1] for p in all_missed)
-        return ComplianceItem(rule.key, label, False, "；".join(lacking), pending=pending)
+        tail = "（本期尚未结束，期末前召开并登记即可）" if pending else ""
+        return ComplianceItem(rule.key, label, False, "；".join(lacking) + tail, pending=pending)
     held = [p for p in due if any(_in(r, p) for r in mine)]
     missed = [p for p in due if p not in held]
     if not missed:
@@ -432,7 +433,7 @@ async def branch_compliance(
     return out
 
 
-def _dues_item(data: Any, period: ReportPeriod) -> ComplianceItem:
+def _dues_item(data: DuesBranch | None, period: ReportPeriod) -> ComplianceItem:
     label = "党费收缴"
     if data is None or not data.months_collected:
         return ComplianceItem("dues", label, False, f"{period.title}未开展党费收缴")

@@ -29,7 +29,23 @@ _TOTAL_FILL = PatternFill("solid", fgColor="F2F2F2")
 HEADER_ROW = 3  # title, notes, header
 
 
+_FORMULA_LEADS = ("=", "+", "@", "\t", "\r")
+
+
+def _is_formula_like(text: str) -> bool:
+    if text.startswith(_FORMULA_LEADS):
+        return True
+    return text.startswith("-") and len(text) > 1 and not text[1:].replace(".", "", 1).isdigit()
+
+
+def _inert(text: str) -> str:
+    """Text a spreadsheet must not run as a formula (names and answers come from chat)."""
+    return "'" + text if _is_formula_like(text) else text
+
+
 def _xlsx_value(column: Column, value: Any) -> Any:
+    if isinstance(value, str) and _is_formula_like(value):
+        return _inert(value)
     if value is None or value == "":
         return None
     if column.kind == "money" and isinstance(value, int):
@@ -46,7 +62,7 @@ def _csv_value(column: Column, value: Any) -> str:
         return format_yuan(value)
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
-    return str(value)
+    return _inert(str(value))
 
 
 def _write_sheet(ws: Any, sheet: Sheet) -> None:

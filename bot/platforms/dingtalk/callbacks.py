@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bot.errors import SignatureError
 from bot.platforms.dingtalk.events import EventCrypto, parse_http_event
-from bot.platforms.dingtalk.inbound import Inbound
+from bot.platforms.dingtalk.inbound import Handoff, Inbound
 from bot.platforms.dingtalk.parse import QuotaPushError, parse_robot_json
 from bot.platforms.dingtalk.settings import DingTalkSettings
 from bot.platforms.dingtalk.sign import verify_callback
@@ -87,10 +87,12 @@ class CallbackRoutes:
         except ValueError as exc:
             log.warning("malformed dingtalk callback: %s", exc)
             return _error(400, "malformed message")
-        handling = self._inbound.accept(msg)
+        handoff = Handoff()
+        handling = self._inbound.accept(msg, handoff)
         done, _ = await asyncio.wait({handling}, timeout=ACK_WAIT_S)
         if handling in done and not handling.cancelled() and handling.exception() is None and not handling.result():
             return _error(503, "storage unavailable, please retry")
+        handoff.acked = True  # still running: acknowledged now, so it retries storage trouble by itself
         return web.json_response(EMPTY_REPLY)
 
     async def event_callback(self, request: web.Request) -> web.Response:

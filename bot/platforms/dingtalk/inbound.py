@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bot.clock import Clock
@@ -27,6 +28,16 @@ from bot.platforms.dingtalk.runtime import TaskSet
 log = logging.getLogger("bot.platforms.dingtalk")
 
 EVENT_DEDUPE_TTL_S = 24 * 3600
+STORAGE_RETRIES = 6  # after an ack: 0.5 + 1 + 2 + 4 + 8 + 16 s ≈ 30 s of storage trouble is bridged
+STORAGE_RETRY_BASE_S = 0.5
+STORAGE_RETRY_MAX_S = 16.0
+
+
+@dataclass
+class Handoff:
+    """Whether the transport has already acknowledged the push (then only we can still store it)."""
+
+    acked: bool = False
 
 
 class Inbound:
@@ -44,13 +55,16 @@ class Inbound:
     def now(self) -> dt.datetime:
         return self._clock.now()
 
-    def accept(self, msg: IncomingMessage) -> asyncio.Task[bool]:
+    def accept(self, msg: IncomingMessage, handoff: Handoff | None = None) -> asyncio.Task[bool]:
         """Queue a parsed message for the sink; returns at once with the task handling it.
 
-        The task's result is False when the core's storage was unavailable (nothing was stored): an HTTP
-        callback that is still waiting answers 5xx so DingTalk redelivers the push.
+        While ``handoff.acked`` is False (an HTTP callback still waiting) the task's result is False when the
+        core's storage was unavailable, and the callback answers 5xx so DingTalk redelivers the push. Once
+        the push has been acknowledged (Stream frames always are; a callback that stopped waiting), storage
+        failures are retried here with backoff instead: nobody would redeliver it.
         """
-        return self._tasks.spawn(self._dispatch(msg), f"dingtalk-msg-{msg.message_id}")
+        handoff = handoff or Handoff(acked=True)
+        return self._tasks.spawn(self._dispatch(msg, handoff), f"dingtalk-msg-{msg.message_id}")
 
     def spawn_event(self, event: ContactEvent) -> None:
         self._tasks.spawn(self.contact_event(event), f"dingtalk-event-{event.event_id}")
@@ -59,20 +73,29 @@ class Inbound:
         log.error("dingtalk push %s arrived without content: %s", exc.message_id, exc.detail)
         self._tasks.spawn(self._client.quota.exhausted("push", QUOTA_PUSH_CODE), "dingtalk-quota-alert")
 
-    async def _dispatch(self, msg: IncomingMessage) -> bool:
+    async def _dispatch(self, msg: IncomingMessage, handoff: Handoff) -> bool:
         with contextlib.suppress(StorageUnavailable):  # the monthly counter is an estimate: a KV outage
             await self._client.quota.record("push")  # must not drop the message
         if self.sink is None:
             log.warning("dingtalk message %s dropped: adapter not started", msg.message_id)
             return True
-        try:
-            await self.sink(msg)
-        except StorageUnavailable:
-            log.warning("dingtalk message %s not stored: storage unavailable", msg.message_id)
-            return False
-        except Exception:
-            log.exception("handling dingtalk message %s failed", msg.message_id)
-        return True
+        for attempt in range(STORAGE_RETRIES + 1):
+            try:
+                await self.sink(msg)
+            except StorageUnavailable:
+                if not handoff.acked:
+                    log.warning("dingtalk message %s not stored: storage unavailable", msg.message_id)
+                    return False
+                if attempt == STORAGE_RETRIES:
+                    log.error("dingtalk message %s LOST: storage unavailable after %d tries", msg.message_id,
+                              attempt + 1)
+                    return False
+                await asyncio.sleep(min(STORAGE_RETRY_MAX_S, STORAGE_RETRY_BASE_S * 2**attempt))
+                continue
+            except Exception:
+                log.exception("handling dingtalk message %s failed", msg.message_id)
+            return True
+        return False
 
     async def stream_bot_message(self, body: dict[str, Any]) -> None:
         try:
