@@ -170,11 +170,19 @@ async def test_several_open_campaigns_ask_which_and_a_number_picks(bot: Running)
     row = await answer_of(bot, nov, "李四")
     assert row is not None and (row.amount_fen, row.late) == (1500, False)
 
+    # A proxy answer asks the same question about the member's open campaigns.
+    data = await say(bot, GROUP1, "王建国", "代 王五 240")
+    assert texts(data)[0].startswith("王五有2项待填报，这条回复是哪一项？")
+    await say(bot, GROUP1, "王建国", "2")
+    row = await answer_of(bot, oct_, "王五")
+    assert row is not None
+    assert (row.amount_fen, row.entered_by) == (24000, await member_id(bot, "王建国"))
+
     # A value that fits only one of the open forms goes there without a question.
     await open_form(bot, "theme_day", "11月主题党日")
     data = await say(bot, GROUP1, "王五", "线上")
     assert texts(data) == ["已登记：11月主题党日 — 线上参加"]
-    await assert_group_private(bot, 45, 15)
+    await assert_group_private(bot, 45, 15, 240)
 
 
 async def test_dues_confirmations_and_different_amounts(bot: Running) -> None:

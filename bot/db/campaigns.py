@@ -121,7 +121,7 @@ async def save_response(
         response.values = values
         response.amount_fen = amount_fen
         response.revision += 1
-        response.late = late
+        # A correction keeps the lateness of the first answer: an on-time payment stays on time.
         response.flagged = bool(flag_note)
         response.flag_note = flag_note
         response.entered_by = entered_by.id
