@@ -21,11 +21,12 @@ from bot.addressing import member_recipient
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.dashboard import dashboard_routes
+from bot.db import journal
 from bot.db.engine import create_engine, session_factory
-from bot.db.members import admins
+from bot.db.members import admins, secretaries_of
 from bot.db.outbox import counts as outbox_counts
 from bot.db.outbox import enqueue
-from bot.db.tables import Org
+from bot.db.tables import Member, Org
 from bot.demo import seed_demo, sync_config_groups
 from bot.dispatcher import OutboxDispatcher
 from bot.errors import StorageUnavailable
@@ -135,7 +136,7 @@ class BotApp:
         adapters: dict[Platform, PlatformAdapter] = {}
         if self.settings.local.enabled:
             adapters[Platform.LOCAL] = LocalAdapter(DatabaseLocalBackend(self.services), self.clock)
-        adapters.update(build_adapters(self.services, http, self.alert_admins))
+        adapters.update(build_adapters(self.services, http, self.alert_admins, self.contact_event))
         return adapters
 
     def _warn_calendar(self) -> None:
@@ -206,6 +207,30 @@ class BotApp:
                 recipient = member_recipient(admin, elsewhere) or member_recipient(admin, enabled)
                 if recipient is not None:
                     enqueue(session, OutgoingMessage(recipient=recipient, text=text_zh), now, reason="alert")
+        self.dispatcher.notify()
+
+    async def contact_event(self, event: Any) -> None:
+        """DingTalk contact change: when a member leaves the organisation, tell their secretary privately."""
+        if getattr(event, "event_type", "") != "user_leave_org":
+            return
+        try:
+            if not await self.kv.set_if_absent(f"contact:{event.event_id}", "1", 7 * 86400):
+                return
+        except StorageUnavailable:
+            pass
+        async with self.sessions() as session, session.begin():
+            now = self.clock.now()
+            rows = await session.execute(select(Member).where(Member.dingtalk_userid.in_(list(event.user_ids))))
+            for member in rows.scalars().all():
+                text_zh = (
+                    f"【人员变动】{member.name}已退出钉钉组织（离职、调出或被移除）。请确认其党组织关系是否需要转接，"
+                    "并更新党员名册；机器人不会自动删除或停用该党员。"
+                )
+                for secretary in await secretaries_of(session, member.org_id):
+                    recipient = member_recipient(secretary, self.services.enabled_platforms)
+                    if recipient is not None:
+                        enqueue(session, OutgoingMessage(recipient=recipient, text=text_zh), now, reason="contact")
+                journal.audit(session, now, None, "contact_left", member_id=member.id, event_id=event.event_id)
         self.dispatcher.notify()
 
     async def health(self) -> dict[str, object]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import aiohttp
 
 from bot import sections
@@ -10,7 +13,12 @@ from bot.platforms.base import AdminAlert, PlatformAdapter
 from bot.services import Services
 
 
-def build_adapters(services: Services, http: aiohttp.ClientSession, alert: AdminAlert) -> dict[Platform, PlatformAdapter]:
+def build_adapters(
+    services: Services,
+    http: aiohttp.ClientSession,
+    alert: AdminAlert,
+    on_contact_event: Callable[[Any], Awaitable[None]] | None = None,
+) -> dict[Platform, PlatformAdapter]:
     settings = services.settings
     groups = [g.model_dump() for g in settings.groups]
     adapters: dict[Platform, PlatformAdapter] = {}
@@ -27,5 +35,7 @@ def build_adapters(services: Services, http: aiohttp.ClientSession, alert: Admin
         if not dingtalk.public_url and settings.server.public_url:
             dingtalk = dingtalk.model_copy(update={"public_url": settings.server.public_url})
         dt_groups = [GroupWebhook.model_validate(g) for g in groups if g["platform"] == "dingtalk"]
-        adapters[Platform.DINGTALK] = DingTalkAdapter(dingtalk, dt_groups, services.kv, services.clock, http, alert)
+        adapters[Platform.DINGTALK] = DingTalkAdapter(
+            dingtalk, dt_groups, services.kv, services.clock, http, alert, on_contact_event=on_contact_event
+        )
     return adapters

@@ -53,8 +53,9 @@ async def _members(client: DingTalkClient, dept_id: int) -> list[dict[str, Any]]
         cursor = int(result["next_cursor"])
 
 
-def _user(raw: dict[str, Any], names: dict[int, str]) -> DirectoryUser:
-    dept_ids = [int(d) for d in raw.get("dept_id_list") or []]
+def _user(raw: dict[str, Any], names: dict[int, str], listed_in: int) -> DirectoryUser:
+    # dept_id_list should be present; the department we listed the user under is certain either way.
+    dept_ids = [int(d) for d in raw.get("dept_id_list") or []] or [listed_in]
     return DirectoryUser(
         user_id=str(raw["userid"]),
         name=str(raw.get("name", "")),
@@ -70,6 +71,6 @@ async def fetch_directory(client: DingTalkClient) -> list[DirectoryUser]:
     users: dict[str, DirectoryUser] = {}
     for dept_id in names:
         for raw in await _members(client, dept_id):
-            user = _user(raw, names)
+            user = _user(raw, names, dept_id)
             users.setdefault(user.user_id, user)
     return list(users.values())
