@@ -54,7 +54,8 @@ function addLine(m) {
   who.textContent = (m.sender_id === "bot" ? "党建助手" : state.names[m.sender_id] || m.sender_id) + " · " + new Date(m.at).toLocaleString("zh-CN");
   const bubble = document.createElement("div");
   bubble.className = "bubble";
-  bubble.textContent = m.text;
+  // Mentions carry sender ids (mobile numbers); show the names people know.
+  bubble.textContent = m.text.replace(/@(\S+)/g, (all, id) => (state.names[id] ? "@" + state.names[id] : all));
   li.append(who, bubble);
   $("log").appendChild(li);
   $("log").scrollTop = $("log").scrollHeight;
