@@ -7,12 +7,13 @@ inbound log row, whose unique (platform, message_id) is the last line of dedup a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from bot.context import HandlerContext
 from bot.db import journal
@@ -39,6 +40,19 @@ INTERNAL_ERROR = "抱歉，处理您的消息时出了点问题，已记录。�
 NOT_UNDERSTOOD = "没有看懂这条消息。可以回复例如：党费 50、到、请假 出差；发送“帮助”查看可用命令。"
 
 
+def unstorable(exc: DBAPIError) -> bool:
+    """A data exception (SQLSTATE class 22: value too long, bad encoding, …): the input, not the database."""
+    return isinstance(exc, DataError) or str(getattr(exc.orig, "sqlstate", "") or "").startswith("22")
+
+
+def without_nul(msg: IncomingMessage) -> IncomingMessage:
+    """PostgreSQL text cannot hold NUL (0x00): drop it, or the insert fails (5xx) on every redelivery."""
+    fields = {k: getattr(msg, k) for k in ("conversation_id", "sender_id", "text", "message_id", "sender_name")}
+    if not any("\x00" in v for v in fields.values()):
+        return msg
+    return dataclasses.replace(msg, **{k: v.replace("\x00", "") for k, v in fields.items()})
+
+
 def strip_mention(text: str) -> str:
     return _MENTION_RE.sub("", text, count=1).strip()
 
@@ -50,6 +64,7 @@ class InboundPipeline:
         self._on_commit = on_commit
 
     async def __call__(self, msg: IncomingMessage) -> InboundResult:
+        msg = without_nul(msg)
         metrics = self.services.metrics
         metrics.inc("dangjian_messages_in_total", platform=msg.platform.value)
         if msg.is_group and not msg.is_to_me:
@@ -101,6 +116,13 @@ class InboundPipeline:
                 return InboundResult(duplicate=True)
             log_event(inbound_log, "handler_conflict", logging.ERROR, message_id=msg.message_id, exc_info=True)
             return await self._answer_plain(msg, INTERNAL_ERROR)
+        except DBAPIError as exc:
+            if not unstorable(exc):
+                raise
+            # The message itself cannot be stored (e.g. an id longer than its column): retrying cannot help,
+            # so it is dropped and acknowledged rather than answered with a 5xx on every redelivery.
+            log_event(inbound_log, "unstorable", logging.ERROR, message_id=msg.message_id[:200], exc_info=True)
+            return InboundResult()
         except STORAGE_ERRORS:
             raise  # storage trouble: the caller answers 5xx so the platform redelivers
         except Exception:

@@ -19,6 +19,10 @@ class DatabaseLocalBackend:
         self.services = services
 
     async def append_member_line(self, conversation_id: str, sender_id: str, text: str, message_id: str) -> bool:
+        # PostgreSQL text cannot hold NUL: drop it (the pipeline does the same) instead of failing every retry.
+        conversation_id, sender_id, text, message_id = (
+            v.replace("\x00", "") for v in (conversation_id, sender_id, text, message_id)
+        )
         try:
             async with self.services.sessions() as session, session.begin():
                 await journal.append_chat_line(

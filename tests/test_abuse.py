@@ -293,6 +293,24 @@ async def test_malformed_json_is_4xx(rig: Rig) -> None:
     await rig.still_serving()
 
 
+async def test_overlong_ids_are_refused_or_dropped_never_5xx(rig: Rig) -> None:
+    """Ids longer than their columns: PostgreSQL refuses them (SQLite would not). A 5xx would make the
+    platform redeliver a message that can never be stored, forever."""
+    for body in ({"conversation_id": "group:" + "党" * 300, "sender_id": ZHANG_SAN, "text": "党费 50"},
+                 {"conversation_id": "dm:" + "x" * 300, "sender_id": "x" * 300, "text": "党费 50"},
+                 {"conversation_id": f"dm:{ZHANG_SAN}", "sender_id": ZHANG_SAN, "text": "x", "message_id": "m" * 300}):
+        async with rig.http.post(f"{rig.base}{LOCAL_API}", data=json.dumps(body).encode()) as resp:
+            tally("overlong ids", resp.status == 400)
+            assert resp.status == 400, (resp.status, await resp.text())
+    for msg_id, staff in (("d" * 300, "dt-zhangsan"), ("long-staff", "s" * 300), ("long-both", "z" * 5000)):
+        status, _ = await rig.dingtalk_signed(dt_message(msg_id, staff, "党费 50"))
+        tally("overlong ids", status == 200)
+        assert status == 200, status
+    await rig.settle()
+    assert await rig.count(Response) <= 1  # SQLite keeps the over-long msgId (no length check), PostgreSQL drops it
+    await rig.still_serving()
+
+
 XML_BOMBS = {
     "billion laughs": b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;'
                       b'&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;'

@@ -36,8 +36,19 @@ def drive(chromium: str, chromedriver: str, base: str, work: Path) -> dict[str, 
     wait = WebDriverWait(browser, 15)
     out: dict[str, Any] = {}
 
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def retry(action: Any) -> Any:
+        # The page re-renders its chat list every poll: an element found a moment ago may be gone.
+        for _ in range(20):
+            try:
+                return action()
+            except StaleElementReferenceException:
+                time.sleep(0.1)
+        return action()
+
     def bubbles() -> list[str]:
-        return [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#log li .bubble")]
+        return list(retry(lambda: [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#log li .bubble")]))
 
     def wait_for(text: str) -> None:
         wait.until(lambda _: any(text in b for b in bubbles()))
@@ -48,9 +59,12 @@ def drive(chromium: str, chromedriver: str, base: str, work: Path) -> dict[str, 
         select.select_by_value(option.get_attribute("value"))
         time.sleep(0.3)  # the page re-renders its chat list
 
+    def chat_items() -> list[Any]:
+        return list(browser.find_elements(By.CSS_SELECTOR, "#convs li"))
+
     def open_chat(title: str) -> None:
-        wait.until(lambda _: any(li.text.startswith(title) for li in browser.find_elements(By.CSS_SELECTOR, "#convs li")))
-        next(li for li in browser.find_elements(By.CSS_SELECTOR, "#convs li") if li.text.startswith(title)).click()
+        wait.until(lambda _: retry(lambda: any(li.text.startswith(title) for li in chat_items())))
+        retry(lambda: next(li for li in chat_items() if li.text.startswith(title)).click())
 
     def send(text: str) -> None:
         box = browser.find_element(By.ID, "text")

@@ -414,7 +414,7 @@ async def test_flaky_platforms_deliver_everything_once_with_bounded_backoff(
             got_dt: collections.Counter[tuple[str, str]] = collections.Counter()
             for m in fdt.oto_messages:
                 for u in m["user_ids"]:
-                    got_dt[(u, json.loads(json.dumps(m["param"]))["content"])] += 1
+                    got_dt[(u, m["param"]["content"])] += 1
             for m in fdt.group_messages:
                 got_dt[(m["conversation_id"], m["param"]["content"])] += 1
             assert sorted(got_dt) == sorted(expected_dt) and set(got_dt.values()) == {1}
@@ -680,3 +680,39 @@ async def test_two_instances_handle_each_message_once(
     finally:
         await stop_bot(b)
         await stop_bot(a)
+
+
+@pytest.mark.postgres
+@pytest.mark.xfail(reason="WeCom callbacks ack 200 before the core stores the message and do not retry a storage "
+                          "failure afterwards: a message that arrives during a database outage is lost. Needs the "
+                          "DingTalk pattern (wait briefly, 503 on StorageUnavailable, retry after an ack) in "
+                          "bot/platforms/wecom (owner: WeCom adapter).", strict=False)
+async def test_wecom_message_during_postgres_outage_is_not_lost(
+    settings_factory: Any, clock: FakeClock, private_pg: PrivatePostgres
+) -> None:
+    from tests.fakes.wecom_server import CallbackDriver
+
+    token, aes = "faultToken", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+    async with FakeWeCom() as fwc:
+        wecom = {"enabled": True, "corp_id": fwc.corp_id, "agent_id": str(fwc.agent_id), "secret": fwc.secret,
+                 "token": token, "encoding_aes_key": aes, "api_base": fwc.base_url}
+        settings = await settings_factory(**{"database.url": private_pg.url, "wecom": wecom})
+        running = await start_bot(settings, clock)
+        try:
+            app = running.app
+            async with app.sessions() as session, session.begin():
+                await session.execute(update(Member).where(Member.mobile == ZHANG_SAN).values(wecom_userid="zhangsan"))
+            async with aiohttp.ClientSession() as http:
+                base = str(running.client.make_url("")).rstrip("/")
+                driver = CallbackDriver.for_app(http, base, token, aes, fwc.corp_id, agent_id=str(fwc.agent_id))
+                private_pg.stop("immediate")
+                attempts = await driver.send_text("zhangsan", "党费 50", msg_id="9001")  # WeCom retries non-200s
+                await app.adapters[Platform.WECOM].drain()
+                private_pg.start()
+                await wait_until(lambda: _db_ok(running), 15, "database ok")
+                if attempts[-1].status != 200:  # WeCom gave up for now; it delivers again later
+                    await driver.send_text("zhangsan", "党费 50", msg_id="9001")
+                await app.adapters[Platform.WECOM].drain()
+            assert await inbound_rows(app, f"{fwc.agent_id}:9001") == 1
+        finally:
+            await stop_bot(running)

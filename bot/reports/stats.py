@@ -186,20 +186,29 @@ async def latest_campaigns(
     now: dt.datetime,
     period: ReportPeriod | str | None = None,
 ) -> list[Campaign]:
-    """Per org, the newest opened campaign of the form (within ``period`` when given)."""
+    """Per org, the newest opened campaign of the form (within ``period`` when given).
+
+    Picked in SQL (``ROW_NUMBER() OVER (PARTITION BY org_id …)``), so only one campaign per org is loaded:
+    a year of monthly campaigns for 800 branches is 9,600 rows, of which the report needs 800.
+    """
     if not org_ids:
         return []
-    stmt = select(Campaign).where(
-        Campaign.org_id.in_(list(org_ids)), Campaign.form_key == form_key, Campaign.opened_at <= now
-    )
+    conditions = [Campaign.org_id.in_(list(org_ids)), Campaign.form_key == form_key, Campaign.opened_at <= now]
     if isinstance(period, ReportPeriod):
-        stmt = stmt.where(period_filter(period))
+        conditions.append(period_filter(period))
     elif period:
-        stmt = stmt.where(Campaign.period == period)
-    newest: dict[int, Campaign] = {}
-    for campaign in (await session.execute(stmt.order_by(Campaign.opened_at, Campaign.id))).scalars().all():
-        newest[campaign.org_id] = campaign
-    return list(newest.values())
+        conditions.append(Campaign.period == period)
+    rank = func.row_number().over(
+        partition_by=Campaign.org_id, order_by=(Campaign.opened_at.desc(), Campaign.id.desc())
+    )
+    ranked = select(Campaign.id.label("id"), rank.label("rank")).where(*conditions).subquery()
+    stmt = (
+        select(Campaign)
+        .join(ranked, ranked.c.id == Campaign.id)
+        .where(ranked.c.rank == 1)
+        .order_by(Campaign.opened_at, Campaign.id)
+    )
+    return list((await session.execute(stmt)).scalars().all())
 
 
 async def current_form(session: AsyncSession, org_ids: Sequence[int], now: dt.datetime) -> str | None:

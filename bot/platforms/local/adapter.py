@@ -133,6 +133,8 @@ class LocalAdapter:
             return _error(400, "message_id 必须是不超过200字符的字符串 (bad message_id)")
         if not sender_id.strip():
             return _error(400, "sender_id 不能为空 (empty sender_id)")
+        if len(conversation_id) > 200 or len(sender_id) > 100:  # the transcript's column sizes
+            return _error(400, "会话ID或发送人ID过长 (conversation_id or sender_id too long)")
         if conversation_id.startswith("dm:"):
             if conversation_id != f"dm:{sender_id}":
                 return _error(400, "单聊会话只能由本人发送 (dm conversation belongs to another sender)")
