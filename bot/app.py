@@ -29,6 +29,7 @@ from bot.db.outbox import enqueue
 from bot.db.tables import Member, Org
 from bot.demo import seed_demo, sync_config_groups
 from bot.dispatcher import OutboxDispatcher
+from bot.downloads import download_routes
 from bot.errors import StorageUnavailable
 from bot.inbound import InboundPipeline
 from bot.kv.base import KV
@@ -125,6 +126,7 @@ class BotApp:
         if self.run_scheduler:
             await self.scheduler.start()
         routes = [r for a in self.adapters.values() for r in a.routes()] + dashboard_routes(self.services)
+        routes += download_routes(self.services)
         self.web_app = build_web_app(routes, self.health, self.metrics.render, self.settings.server.max_body_bytes)
         self._warn_calendar()
         log_event(app_log, "started", instance=self.instance, platforms=[p.value for p in self.adapters])

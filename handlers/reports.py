@@ -20,6 +20,7 @@ from bot.db.campaigns import open_campaign
 from bot.db.members import members_of
 from bot.db.tables import Campaign, ChatBinding, Member, Org
 from bot.demo import bind_chat
+from bot.downloads import download_link
 from bot.forms.dates import parse_date
 from bot.forms.render import form_example
 from bot.forms.results import Invalid
@@ -306,8 +307,10 @@ async def export(ctx: HandlerContext) -> None:
         file_name=file_name, title=ledger.display_name,
     )  # fmt: skip
     rows = sum(len(s.rows) for s in ledger.sheets if s.branch and not s.name.endswith("个人合计"))
+    link = await download_link(ctx.services, path)
     ctx.reply(
-        f"已生成“{ledger.display_name}”（{len(ledger.sheets)}个工作表，{rows}行），文件已私信发送给您。\n保存位置：{path}",
+        f"已生成“{ledger.display_name}”（{len(ledger.sheets)}个工作表，{rows}行），文件已私信发送给您。\n保存位置：{path}"
+        + (f"\n如收不到文件，可用此链接下载（24小时内有效，请勿转发）：{link}" if link else ""),
         private=True,
     )
     if ctx.in_group:
