@@ -123,18 +123,32 @@ def names_text(names: list[str], limit: int = MAX_NAMES) -> str:
     return shown + (f"等{len(names)}人" if len(names) > limit else "")
 
 
+@dataclass(frozen=True, slots=True)
+class OfficerRequest:
+    scope: ReportScope
+    args: ReportArgs
+    scoped: ScopedOrgs
+
+
+async def officer_request(ctx: HandlerContext, flags: set[str] | None = None) -> OfficerRequest | None:
+    """Scope, arguments and branches of a secretary/admin command, or ``None`` after a polite answer."""
+    scope = officer_scope(ctx)
+    if scope is None:
+        return None
+    args = parse_report_args(ctx, flags=flags)
+    scoped = await branches_for(ctx, scope, args)
+    return None if scoped is None else OfficerRequest(scope, args, scoped)
+
+
 # ---- /missing ------------------------------------------------------------------------------------
 
 
 @router.command("missing", "未交", "未填报", help="查看还有谁没有填报，例如：未交 党费（管理员可加支部名称）", audience="secretary")
 async def missing(ctx: HandlerContext) -> None:
-    scope = officer_scope(ctx)
-    if scope is None:
+    request = await officer_request(ctx)
+    if request is None:
         return
-    args = parse_report_args(ctx)
-    scoped = await branches_for(ctx, scope, args)
-    if scoped is None:
-        return
+    args, scoped = request.args, request.scoped
     org_ids = [b.id for b in scoped.branches]
     form = args.form or await default_form(ctx, org_ids)
     campaigns = await latest_campaigns(ctx.session, org_ids, form.key, ctx.now, args.period)
@@ -284,13 +298,10 @@ def _default_period(form: FormSpec, today: dt.date) -> ReportPeriod:
 
 @router.command("export", "导出", "台账", help="导出台账（Excel），例如：导出 党费 2026；导出 三会一课 2026-11", audience="secretary")
 async def export(ctx: HandlerContext) -> None:
-    scope = officer_scope(ctx)
-    if scope is None:
+    request = await officer_request(ctx, CSV_WORDS)
+    if request is None:
         return
-    args = parse_report_args(ctx, flags=CSV_WORDS)
-    scoped = await branches_for(ctx, scope, args)
-    if scoped is None:
-        return
+    args, scoped = request.args, request.scoped
     form = args.form or ctx.services.forms["dues"]
     period = args.period or _default_period(form, local_today(ctx))
     scope_name = scoped.named.name if scoped.named is not None else "全部支部"
@@ -347,13 +358,10 @@ def _detail(result: BranchCompliance, with_names: bool) -> str:
 
 @router.command("compliance", "达标", "达标情况", help="查看“三会一课”、主题党日、党费等是否达标，例如：达标 2026-11", audience="secretary")
 async def compliance(ctx: HandlerContext) -> None:
-    scope = officer_scope(ctx)
-    if scope is None:
+    request = await officer_request(ctx)
+    if request is None:
         return
-    args = parse_report_args(ctx)
-    scoped = await branches_for(ctx, scope, args)
-    if scoped is None:
-        return
+    args, scoped = request.args, request.scoped
     today = local_today(ctx)
     period = args.period or current_period("month", today)
     if period.first > today:

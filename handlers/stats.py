@@ -11,14 +11,7 @@ from bot.domain.dues import format_yuan
 from bot.forms.spec import FieldType, FormSpec
 from bot.reports.stats import CampaignSummary, campaign_summaries, latest_campaigns
 from bot.routing import Router
-from handlers.reports import (
-    branches_for,
-    default_form,
-    local_today,
-    names_text,
-    officer_scope,
-    parse_report_args,
-)
+from handlers.reports import default_form, local_today, names_text, officer_request
 
 router = Router("stats")
 
@@ -49,13 +42,10 @@ def calendar_warning(ctx: HandlerContext) -> str:
 
 @router.command("stats", "统计", help="查看填报统计，例如：统计 党费 2026-11（管理员：各支部排名，可加支部名称）", audience="secretary")
 async def stats(ctx: HandlerContext) -> None:
-    scope = officer_scope(ctx)
-    if scope is None:
+    request = await officer_request(ctx)
+    if request is None:
         return
-    args = parse_report_args(ctx)
-    scoped = await branches_for(ctx, scope, args)
-    if scoped is None:
-        return
+    scope, args, scoped = request.scope, request.args, request.scoped
     org_ids = [b.id for b in scoped.branches]
     form = args.form or await default_form(ctx, org_ids)
     warning = calendar_warning(ctx) if scope.is_admin else ""
