@@ -10,6 +10,8 @@ BENCHES = [
     "bench.dingtalk_month_calls",
     "bench.ingest",
     "bench.footprint",
+    "bench.stats_20k",
+    "bench.broadcast",
 ]
 
 

@@ -7,7 +7,8 @@ are on leave, a few joined during the year, some are inactive.
 
 Campaigns: a dues collection per branch and month (``dues``, ``2026-01`` ... ``2026-12``, as the default
 schedule names them) with ~85-95 % answers (``amount_fen`` set to the member's standard; a few late,
-flagged or entered by the secretary), and theme-day sign-ins (``theme_day``) in some months.
+flagged or entered by the secretary), and theme-day sign-ins (``theme_day``) in some months. The past
+months' reminders are in ``nudge_log`` (two per member who had not answered in time).
 
 Rows go in with SQLAlchemy core ``insert(table)`` + a list of dicts (executemany / insertmanyvalues),
 never the ORM row by row, after the bot's own migrations (``bot.migrations.upgrade``). PostgreSQL gets
@@ -34,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.clock import SHANGHAI
 from bot.db.engine import create_engine
-from bot.db.tables import Campaign, Member, Org, Response
+from bot.db.tables import Campaign, Member, NudgeLog, Org, Response
 from bot.domain.dues import DuesCategory, compute_dues
 from bot.migrations import upgrade
 
@@ -92,6 +93,7 @@ class Generated:
         return (
             f"{c['branches']} branches, {c['members']:,} members ({c['active']:,} active), "
             f"{c['campaigns']:,} campaigns ({c['dues_campaigns']:,} dues), {c['responses']:,} responses, "
+            f"{c['nudges']:,} past nudges, "
             f"generated in {self.seconds:.1f} s"
         )
 
@@ -297,6 +299,20 @@ async def generate(url: str = DEFAULT_URL, spec: OrgSpec | None = None, *, reset
                     "created_at": at, "updated_at": at,
                 })  # fmt: skip
         await _bulk(engine, Response.__table__, responses)
+
+        # Nudge history: the two reminders of every past dues collection went to whoever had not answered
+        # (or answered late) by then. The per-day / per-week caps read this table on every reminder.
+        answered_on_time = {(r["campaign_id"], r["member_id"]) for r in responses if not r["late"]}
+        nudges: list[dict[str, Any]] = []
+        for cid, org_id, form_key, _period, _opened_at, deadline_at in campaigns:
+            if form_key != "dues" or deadline_at >= _at(dt.date(spec.year, spec.months, 1), 0):
+                continue
+            for row in by_branch[org_id]:
+                if row["active"] and row["created_at"] <= deadline_at and (cid, row["id"]) not in answered_on_time:
+                    for days in (3, 1):
+                        nudges.append({"member_id": row["id"], "campaign_id": cid,
+                                       "at": deadline_at - dt.timedelta(days=days)})
+        await _bulk(engine, NudgeLog.__table__, nudges)
         if engine.dialect.name == "postgresql":
             async with engine.connect() as conn:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -320,6 +336,7 @@ async def generate(url: str = DEFAULT_URL, spec: OrgSpec | None = None, *, reset
         "dues_campaigns": sum(1 for r in campaign_rows if r["form_key"] == "dues"),
         "responses": len(responses),
         "dues_responses": sum(1 for r in responses if r["amount_fen"] is not None),
+        "nudges": len(nudges),
     }
     return Generated(url, spec, committee_id, branch_ids, dict(zip(branch_ids, names, strict=True)), admin,
                      secretaries, counts, time.monotonic() - began)  # fmt: skip

@@ -310,8 +310,8 @@ def render(rows: list[tuple[str, Timings]], floor: list[float], gen: Generated, 
         f"bot = HTTP POST /api/local/messages on a running BotApp, median of {repeat} "
         f"(export: {export_repeat}); raw SQL = hand-written GROUP BY via the same engine, same run",
         "",
-        f"{'operation':<44}{'bot ms':>10}{'raw SQL ms':>12}{'ratio':>8}  goal ≤{GOAL_RATIO:.1f}x",
-        "-" * 86,
+        f"{'operation':<52}{'bot ms':>10}{'raw SQL ms':>12}{'ratio':>8}  goal ≤{GOAL_RATIO:.1f}x",
+        "-" * 94,
     ]
     for label, t in rows:
         bot, raw = _ms(t.bot), _ms(t.raw)
@@ -319,14 +319,17 @@ def render(rows: list[tuple[str, Timings]], floor: list[float], gen: Generated, 
             xlsx, ledger = _ms(t.xlsx), _ms(t.ledger)
             without = _ms([b - x for b, x in zip(t.bot, t.xlsx, strict=True)])
             ok = "ok" if without / raw <= GOAL_RATIO else "MISSED"
-            out.append(f"{label + ' (HTTP total)':<44}{bot:>10.0f}{raw:>12.1f}{bot / raw:>8.1f}")
-            out.append(f"{'  of which XLSX write (save_ledger)':<44}{xlsx:>10.0f}{'—':>12}{'':>8}")
-            out.append(f"{'  of which ledger build (build_ledger)':<44}{ledger:>10.0f}{'':>12}{'':>8}")
-            out.append(f"{'  HTTP minus XLSX write':<44}{without:>10.0f}{raw:>12.1f}{without / raw:>8.2f}  {ok}")
+            out.append(f"{label.replace(', XLSX)', ')') + ' HTTP total':<52}{bot:>10.0f}{raw:>12.1f}{bot / raw:>8.1f}")
+            out.append(f"{'  of which XLSX write (save_ledger)':<52}{xlsx:>10.0f}{'—':>12}{'':>8}")
+            out.append(f"{'  of which ledger build (build_ledger)':<52}{ledger:>10.0f}{'':>12}{'':>8}")
+            out.append(f"{'  HTTP minus XLSX write':<52}{without:>10.0f}{raw:>12.1f}{without / raw:>8.2f}  {ok}")
         else:
             ok = "ok" if bot / raw <= GOAL_RATIO else "MISSED"
-            out.append(f"{label:<44}{bot:>10.1f}{raw:>12.1f}{bot / raw:>8.2f}  {ok}")
-    out.append(f"{'(pipeline floor: /help, no report query)':<44}{_ms(floor):>10.1f}")
+            out.append(f"{label:<52}{bot:>10.1f}{raw:>12.1f}{bot / raw:>8.2f}  {ok}")
+            if ok != "ok":
+                rest = bot - _ms(floor)
+                out.append(f"{'  minus the pipeline floor (below)':<52}{rest:>10.1f}{raw:>12.1f}{rest / raw:>8.2f}")
+    out.append(f"{'(pipeline floor: /help, no report query)':<52}{_ms(floor):>10.1f}")
     out.append("")
     for label, t in rows:
         agree = all(t.raw_figures.get(k) == v for k, v in t.bot_figures.items() if k in t.raw_figures)
@@ -380,7 +383,7 @@ async def run(args: argparse.Namespace) -> int:
                     ("/stats (admin, 800 branches)", args.repeat, stats, lambda: raw_stats(app.engine, gen)),
                     ("/missing (secretary, 1 branch)", args.repeat, missing,
                      lambda: raw_missing(app.engine, gen, org_id)),
-                    ("/export 党费 2026 (admin, 800 branches)", args.export_repeat, export,
+                    ("/export 党费 2026 (admin, 800 branches, XLSX)", args.export_repeat, export,
                      lambda: raw_export(app.engine, gen)),
                 ]
                 for label, repeat, bot_op, raw_op in ops:

@@ -265,9 +265,9 @@ async def dues_data(
     )
     for oid, mid, label, late, flagged, by in (await session.execute(marks_stmt)).tuples():
         m = _month_of(label)
-        cell = cells.get((oid, mid), {}).get(m) if m is not None else None
-        if cell is not None:
-            cells[(oid, mid)][m] = cell._replace(late=bool(late), flagged=bool(flagged), proxy_by=by)
+        mine = cells.get((oid, mid), {})
+        if m is not None and m in mine:
+            mine[m] = mine[m]._replace(late=bool(late), flagged=bool(flagged), proxy_by=by)
     out = []
     for branch in branches:
         collected = sorted(months[branch.id])
