@@ -60,13 +60,19 @@ class OutboxDispatcher:
         now = self.services.now()
         lease = dt.timedelta(seconds=self.settings.lease_seconds)
         async with self.services.sessions() as session, session.begin():
-            rows = await claim_due(session, now, lease, self.settings.batch_size, self._skip_locked)
+            rows = []
+            # Each platform gets a round sized for it (WeCom sends 1,000 users per call, DingTalk 20).
+            for enabled, messenger in self.messengers.items():
+                limit = getattr(messenger, "max_batch", self.settings.batch_size)
+                rows += await claim_due(session, now, lease, limit, self._skip_locked, [enabled.value])
+            known = [p.value for p in self.messengers]
+            rows += await claim_due(session, now, lease, self.settings.batch_size, self._skip_locked, known, exclude=True)
             claimed = [(r.id, r.platform, dict(r.payload), r.attempts) for r in rows]
         if not claimed:
             return 0
         by_platform: dict[str, list[tuple[int, dict[str, object], int]]] = defaultdict(list)
-        for row_id, platform, payload, attempts in claimed:
-            by_platform[platform].append((row_id, payload, attempts))
+        for row_id, platform_name, payload, attempts in claimed:
+            by_platform[platform_name].append((row_id, payload, attempts))
         results = await asyncio.gather(*(self._deliver(p, items) for p, items in by_platform.items()))
         async with self.services.sessions() as session, session.begin():
             for outcome in results:

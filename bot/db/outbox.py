@@ -27,14 +27,26 @@ def enqueue(session: AsyncSession, message: OutgoingMessage, now: dt.datetime, r
 
 
 async def claim_due(
-    session: AsyncSession, now: dt.datetime, lease: dt.timedelta, limit: int, skip_locked: bool
+    session: AsyncSession,
+    now: dt.datetime,
+    lease: dt.timedelta,
+    limit: int,
+    skip_locked: bool,
+    platforms: Sequence[str] | None = None,
+    exclude: bool = False,
 ) -> list[OutboxMessage]:
-    """Lease due rows (pending, or sending with an expired lease after a crash) to this instance."""
+    """Lease due rows (pending, or sending with an expired lease after a crash) to this instance.
+
+    ``platforms`` narrows the claim to those platforms (or, with ``exclude``, to every other one).
+    """
     due = or_(
         (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now),
         (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now),
     )
     stmt = select(OutboxMessage).where(due).order_by(OutboxMessage.id).limit(limit)
+    if platforms is not None:
+        column = OutboxMessage.platform
+        stmt = stmt.where(column.notin_(list(platforms)) if exclude else column.in_(list(platforms)))
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list((await session.execute(stmt)).scalars().all())

@@ -46,6 +46,7 @@ NOT_SAVED = "抱歉，系统暂时无法处理您的消息，这条消息没有�
 
 class WeComAdapter:
     platform = Platform.WECOM
+    max_batch = 1000  # outbox rows per dispatcher round: message/send takes 1,000 users per call
 
     def __init__(
         self,
