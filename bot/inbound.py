@@ -127,7 +127,6 @@ class InboundPipeline:
             raise  # storage trouble: the caller answers 5xx so the platform redelivers
         except Exception:
             log_event(inbound_log, "handler_error", logging.ERROR, message_id=msg.message_id, exc_info=True)
-            inbound_log.exception("handler failed for message %s", msg.message_id)
             try:
                 return await self._answer_plain(msg, INTERNAL_ERROR)
             except Exception as exc:  # the polite answer needs the database too: it is unreachable
