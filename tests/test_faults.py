@@ -683,10 +683,6 @@ async def test_two_instances_handle_each_message_once(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(reason="WeCom callbacks ack 200 before the core stores the message and do not retry a storage "
-                          "failure afterwards: a message that arrives during a database outage is lost. Needs the "
-                          "DingTalk pattern (wait briefly, 503 on StorageUnavailable, retry after an ack) in "
-                          "bot/platforms/wecom (owner: WeCom adapter).", strict=False)
 async def test_wecom_message_during_postgres_outage_is_not_lost(
     settings_factory: Any, clock: FakeClock, private_pg: PrivatePostgres
 ) -> None:

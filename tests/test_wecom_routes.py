@@ -177,7 +177,8 @@ async def test_not_started_answers_503_and_wecom_retries(make_bot: MakeBot) -> N
 
 
 async def test_ack_does_not_wait_for_the_core(make_bot: MakeBot) -> None:
-    bot = await make_bot(start=False)
+    # The callback waits at most ack_wait_seconds for the core (to turn storage trouble into a 503).
+    bot = await make_bot(_settings().model_copy(update={"ack_wait_seconds": 0.2}), start=False)
     release = asyncio.Event()
 
     async def slow_sink(msg: IncomingMessage) -> InboundResult:

@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.clock import Clock
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StorageUnavailable
 from bot.kv.base import KV
 from bot.message import IncomingMessage, OutgoingMessage, Platform, Recipient
 from bot.platforms.base import (
@@ -139,18 +139,31 @@ class WeComAdapter:
         while self._tasks:
             await asyncio.gather(*set(self._tasks), return_exceptions=True)
 
-    def _dispatch(self, msg: IncomingMessage) -> bool:
+    async def _dispatch(self, msg: IncomingMessage) -> bool:
+        """Hand the message to the core and wait up to ``ack_wait_seconds`` (WeCom waits 5 s). Storage trouble
+        within that time raises ``StorageUnavailable`` so the route answers 503 and WeCom redelivers; slower
+        handling goes on in the background after the 200."""
         sink = self._sink
         if sink is None:
             return False
-        task = asyncio.create_task(self._hand_off(sink, msg), name=f"wecom-inbound-{msg.message_id}")
+        acked = asyncio.Event()
+        task = asyncio.create_task(self._hand_off(sink, msg, acked), name=f"wecom-inbound-{msg.message_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        done, _ = await asyncio.wait({task}, timeout=self.settings.ack_wait_seconds)
+        if task in done and isinstance(task.exception(), StorageUnavailable):
+            raise StorageUnavailable(str(task.exception()))
+        acked.set()
         return True
 
-    async def _hand_off(self, sink: InboundSink, msg: IncomingMessage) -> None:
+    async def _hand_off(self, sink: InboundSink, msg: IncomingMessage, acked: asyncio.Event) -> None:
         try:
             await sink(msg)
+        except StorageUnavailable:
+            if not acked.is_set():
+                raise  # still inside the callback: it answers 503 and WeCom redelivers
+            log.exception("inbound WeCom message %s failed in the core after the ack", msg.message_id)
+            await self._tell_not_saved(msg)
         except Exception:  # the callback was already acknowledged; log, never crash the loop
             log.exception("inbound WeCom message %s failed in the core", msg.message_id)
             await self._tell_not_saved(msg)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from bot.clock import Clock
+from bot.errors import StorageUnavailable
 from bot.message import IncomingMessage
 from bot.platforms.wecom.crypto import InvalidReceiveId, InvalidSignature, WeComCrypto, WeComCryptoError
 from bot.platforms.wecom.parse import PayloadRejected, json_fields, parse_app_message, parse_robot_message
@@ -26,7 +27,7 @@ from bot.platforms.wecom.xmlsafe import XMLRejected, parse_fields
 log = logging.getLogger("bot.platforms.wecom")
 
 Parser = Callable[[str, dt.datetime], IncomingMessage | None]
-Dispatch = Callable[[IncomingMessage], bool]  # False: nobody is listening yet
+Dispatch = Callable[[IncomingMessage], Awaitable[bool]]  # False: not started; raises StorageUnavailable
 
 
 def raw_query(request: web.Request) -> dict[str, str]:
@@ -131,6 +132,9 @@ class CallbackEndpoint:
             return _reject(_crypto_status(exc), str(exc))
         except (XMLRejected, PayloadRejected) as exc:
             return _reject(400, str(exc))
-        if msg is not None and not self._dispatch(msg):
-            return _reject(503, "bot is starting, try again")  # WeCom will redeliver
+        try:
+            if msg is not None and not await self._dispatch(msg):
+                return _reject(503, "bot is starting, try again")  # WeCom will redeliver
+        except StorageUnavailable:
+            return _reject(503, "storage unavailable, try again")  # WeCom redelivers non-200 answers
         return web.Response(status=200, body=b"")

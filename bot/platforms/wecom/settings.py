@@ -39,6 +39,9 @@ class WeComSettings(BaseModel):
     webhook_per_minute: int = Field(default=20, ge=1)
     # Queue for a webhook slot at most this long per message; beyond it the message is a RETRY.
     webhook_max_wait_seconds: float = Field(default=120.0, ge=0)
+    # How long a callback waits for the core before answering 200 (WeCom waits 5 s): storage trouble within
+    # it becomes a 503, which WeCom redelivers; slower handling continues after the 200.
+    ack_wait_seconds: float = Field(default=3.0, ge=0, le=4.5)
     send_batch_size: int = Field(default=1000, ge=1, le=1000)
     # WeCom drops a byte-identical message/send inside this window, which makes our own retries safe.
     duplicate_check_seconds: int = Field(default=600, ge=0, le=14400)
