@@ -379,12 +379,7 @@ async def _resolve_choice(turn: Turn, state: FormSession, text: str) -> None:
     if index is None:
         index = next((i for i, (c, f) in enumerate(pairs) if text in (f.name, c.title, *f.keywords)), None)
     if index is None:
-        if await _starts_anew(turn, text):
-            await turn.store.clear(ctx.msg)
-            await _fresh(turn.fresh(), text)
-            return
-        await turn.store.save(ctx.msg, state, ctx.now)
-        ctx.reply(f"请回复序号1到{len(pairs)}，例如：1（回复“取消”放弃）。")
+        await _restart_or_reask(turn, state, text, len(pairs))
         return
     await turn.store.clear(ctx.msg)
     campaign, form = pairs[index]
@@ -452,16 +447,22 @@ async def _proxy_target(turn: Turn, name: str, rest: str) -> Member | None:
     return matches[0]
 
 
+async def _restart_or_reask(turn: Turn, state: FormSession, text: str, options: int) -> None:
+    """No option number: a message that starts something new replaces the question, else ask again."""
+    ctx = turn.ctx
+    if await _starts_anew(turn, text):
+        await turn.store.clear(ctx.msg)
+        await _fresh(turn.fresh(), text)
+        return
+    await turn.store.save(ctx.msg, state, ctx.now)
+    ctx.reply(f"请回复序号1到{options}，例如：1（回复“取消”放弃）。")
+
+
 async def _resolve_proxy_choice(turn: Turn, state: FormSession, text: str) -> None:
     ctx = turn.ctx
     index = pick_number(text, len(state.proxy_choices))
     if index is None:
-        if await _starts_anew(turn, text):
-            await turn.store.clear(ctx.msg)
-            await _fresh(turn.fresh(), text)
-            return
-        await turn.store.save(ctx.msg, state, ctx.now)
-        ctx.reply(f"请回复序号1到{len(state.proxy_choices)}，例如：1（回复“取消”放弃）。")
+        await _restart_or_reask(turn, state, text, len(state.proxy_choices))
         return
     await turn.store.clear(ctx.msg)
     target = await ctx.session.get(Member, state.proxy_choices[index])
