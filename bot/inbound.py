@@ -6,14 +6,16 @@ inbound log row, whose unique (platform, message_id) is the last line of dedup a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import HandlerContext
 from bot.db import journal
@@ -22,6 +24,7 @@ from bot.db.outbox import enqueue
 from bot.errors import StorageUnavailable, UserInputError
 from bot.logs import inbound_log, log_event
 from bot.message import IncomingMessage, OutgoingMessage, Recipient
+from bot.metrics import Metrics
 from bot.platforms.base import InboundResult
 from bot.routing import Router
 from bot.services import Services
@@ -62,6 +65,7 @@ class InboundPipeline:
         self.services = services
         self.router = router
         self._on_commit = on_commit
+        self._group = GroupCommit(services.sessions, self._handle_in, services.metrics)
 
     async def __call__(self, msg: IncomingMessage) -> InboundResult:
         msg = without_nul(msg)
@@ -101,6 +105,10 @@ class InboundPipeline:
         return _TolerantLock(self.services, key)
 
     async def _handle(self, msg: IncomingMessage) -> InboundResult:
+        grouped = await self._group.submit(msg)
+        if grouped is not None:
+            return grouped
+        # Alone: the first message of a quiet moment, or one that failed inside a group commit.
         try:
             try:
                 return await self._handle_once(msg)
@@ -137,31 +145,36 @@ class InboundPipeline:
             return await journal.seen_inbound(session, msg)
 
     async def _handle_once(self, msg: IncomingMessage) -> InboundResult:
+        async with self.services.sessions() as session, session.begin():
+            return await self._handle_in(session, msg)
+
+    async def _handle_in(self, session: AsyncSession, msg: IncomingMessage) -> InboundResult:
+        """One message inside an open transaction (its own, or a savepoint of a group commit)."""
         services = self.services
-        async with services.sessions() as session, session.begin():
-            if await journal.seen_inbound(session, msg):
-                return InboundResult(duplicate=True)
-            member = await find_by_platform_id(session, msg.platform, msg.sender_id)
-            journal.log_inbound(session, msg, member.id if member else None)
-            ctx = HandlerContext(
-                msg=msg,
-                member=member,
-                session=session,
-                services=services,
-                router=self.router,
-                now=services.now(),
-                text=strip_mention(msg.text) if msg.is_group else msg.text.strip(),
-            )
-            await self._route(ctx)
-            log_event(
-                inbound_log,
-                "handled",
-                platform=msg.platform.value,
-                message_id=msg.message_id,
-                member_id=member.id if member else None,
-                replies=len(ctx.replies),
-            )
-            return InboundResult(replies=tuple(ctx.replies))
+        member = await find_by_platform_id(session, msg.platform, msg.sender_id)
+        journal.log_inbound(session, msg, member.id if member else None)
+        # Written first: the unique (platform, message_id) is the dedup check, so a replay that got past
+        # the KV claim fails here (IntegrityError → _handle) before any handler work.
+        await session.flush()
+        ctx = HandlerContext(
+            msg=msg,
+            member=member,
+            session=session,
+            services=services,
+            router=self.router,
+            now=services.now(),
+            text=strip_mention(msg.text) if msg.is_group else msg.text.strip(),
+        )
+        await self._route(ctx)
+        log_event(
+            inbound_log,
+            "handled",
+            platform=msg.platform.value,
+            message_id=msg.message_id,
+            member_id=member.id if member else None,
+            replies=len(ctx.replies),
+        )
+        return InboundResult(replies=tuple(ctx.replies))
 
     async def _route(self, ctx: HandlerContext) -> None:
         if not ctx.text:
@@ -194,6 +207,89 @@ class InboundPipeline:
             journal.log_inbound(session, msg, None)
             enqueue(session, out, services.now(), reason="error")
         return InboundResult(replies=(out,))
+
+
+Handle = Callable[[AsyncSession, IncomingMessage], Awaitable[InboundResult]]
+
+
+class GroupCommit:
+    """Messages that arrive while a transaction is running are handled together in the next one.
+
+    One transaction (one commit, one connection checkout, one SQLite write lock) per group instead of
+    per message; each message runs in its own savepoint, so one failing message never sinks the others.
+    A message that fails inside the group (unique-key race, handler error, data error) is answered
+    ``None`` and handled alone afterwards by the caller's full error path; if the group's transaction
+    itself fails (storage trouble) every message of it is. Under light load a group is one message, and
+    then no savepoint is used.
+
+    Each message still holds its conversation lock (taken by the pipeline before submitting), so two
+    messages of one conversation are never in flight at once: the second waits for the first's commit.
+    """
+
+    MAX_GROUP = 64
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], handle: Handle, metrics: Metrics) -> None:
+        self._sessions = sessions
+        self._handle = handle
+        self._metrics = metrics
+        self._queue: list[tuple[IncomingMessage, asyncio.Future[InboundResult | None]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def submit(self, msg: IncomingMessage) -> InboundResult | None:
+        future: asyncio.Future[InboundResult | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((msg, future))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain(), name="inbound-group-commit")
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                group, self._queue = self._queue[: self.MAX_GROUP], self._queue[self.MAX_GROUP :]
+                await self._run([(m, f) for m, f in group if not f.done()])
+        finally:
+            self._drainer = None
+            for _, future in self._queue:  # only if _run itself was cancelled (shutdown)
+                if not future.done():
+                    future.set_result(None)
+            self._queue = []
+
+    async def _run(self, group: list[tuple[IncomingMessage, asyncio.Future[InboundResult | None]]]) -> None:
+        results: list[InboundResult | None] = [None] * len(group)
+        try:
+            async with self._sessions() as session, session.begin():
+                if len(group) == 1:
+                    results[0] = await self._handle(session, group[0][0])
+                else:
+                    for i, (msg, _) in enumerate(group):
+                        results[i] = await self._in_savepoint(session, msg)
+        except BaseException as exc:
+            results = [None] * len(group)  # nothing of this group was stored: each one goes alone
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            self._metrics.inc("dangjian_inbound_commits_total")
+            self._metrics.inc("dangjian_inbound_committed_messages_total", sum(r is not None for r in results))
+        finally:
+            self._metrics.inc("dangjian_inbound_alone_total", sum(r is None for r in results))
+            for (_, future), result in zip(group, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _in_savepoint(self, session: AsyncSession, msg: IncomingMessage) -> InboundResult | None:
+        try:
+            async with session.begin_nested():
+                return await self._handle(session, msg)
+        except (IntegrityError, DataError):
+            return None  # rolled back to the savepoint; the caller sorts out duplicates and bad data alone
+        except DBAPIError as exc:
+            if unstorable(exc):
+                return None
+            raise  # the connection or the database: the whole group is void
+        except STORAGE_ERRORS:
+            raise
+        except Exception:
+            return None  # a handler error: the caller logs it and answers politely, alone
 
 
 class _TolerantLock:

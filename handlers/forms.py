@@ -12,13 +12,19 @@ dialogue: which campaign a reply answers, what to ask next, where each answer ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
 from bot.context import HandlerContext
-from bot.db.campaigns import in_audience, last_values, open_campaigns_for, respondent_ids, save_response
-from bot.db.members import has_role, members_of
+from bot.db.campaigns import (
+    answered_campaign_ids,
+    in_audience,
+    last_values,
+    open_campaigns_for,
+    save_response,
+)
+from bot.db.members import has_role, members_of, roster_names
 from bot.db.tables import Campaign, Member, Org, Response
 from bot.domain.dues import DuesCategory, compute_dues, format_yuan, is_large_payment
 from bot.forms.oneline import is_bare_confirmation, match_form, parse_one_line, strip_leading
@@ -31,13 +37,14 @@ from bot.forms.session import (
     fits_strongly,
     is_cancel,
     is_same_as_before,
+    may_be_proxy,
     partial_answer,
     pick_number,
     same_as_before,
     split_proxy,
     step_result,
 )
-from bot.forms.spec import FormSpec
+from bot.forms.spec import FieldType, FormSpec
 from bot.routing import Router
 
 router = Router("forms")
@@ -48,6 +55,7 @@ NOT_UNDERSTOOD = "没有看懂这条消息，可以回复例如：到、请假 �
 NOTHING_OPEN = "目前没有需要您填报的内容（查看已登记的记录可发送“我的”）。"
 
 Pair = tuple[Campaign, FormSpec]
+_ROSTER_FIELDS = (FieldType.ATTENDANCE, FieldType.MEMBERS)  # parsed against the branch roster
 
 
 @dataclass
@@ -63,9 +71,24 @@ class Turn:
     def proxy(self) -> bool:
         return self.member.id != self.actor.id
 
+    # Branch rosters read in this turn, by org id: a reply may need the names several times.
+    rosters: dict[int, list[RosterName]] = field(default_factory=dict)
+
     def fresh(self) -> Turn:
         """The same sender, answering for themselves again (after a proxy session)."""
-        return Turn(self.ctx, self.actor, self.actor, self.store)
+        return Turn(self.ctx, self.actor, self.actor, self.store, self.rosters)
+
+    async def roster(self, org_id: int) -> list[RosterName]:
+        if org_id not in self.rosters:
+            rows = await roster_names(self.ctx.session, org_id)
+            self.rosters[org_id] = [RosterName(i, n) for i, n in rows]
+        return self.rosters[org_id]
+
+    async def split_proxy(self, text: str) -> tuple[str, str] | None:
+        """``代 张三 …`` → (name, rest) against the sender's branch roster (read only for such texts)."""
+        if not may_be_proxy(text):
+            return None
+        return split_proxy(text, [r.name for r in await self.roster(self.actor.org_id)])
 
 
 async def _always(_: HandlerContext) -> bool:
@@ -99,8 +122,7 @@ async def handle_reply(ctx: HandlerContext) -> None:
 
 async def _fresh(turn: Turn, text: str) -> None:
     """A message outside any dialogue: maybe a proxy answer, then an answer to an open form."""
-    names = [m.name for m in await members_of(turn.ctx.session, [turn.actor.org_id])]
-    proxy = split_proxy(text, names)
+    proxy = await turn.split_proxy(text)
     if proxy is not None:
         name, rest = proxy
         target = await _proxy_target(turn, name, rest)
@@ -113,14 +135,14 @@ async def _fresh(turn: Turn, text: str) -> None:
 
 async def _start(turn: Turn, text: str) -> None:
     ctx = turn.ctx
-    pctx = await _parse_context(turn)
     pairs = await _open_for(turn)
+    pctx = await _parse_context(turn, [f for _, f in pairs])
     if is_same_as_before(text):
         await _start_same(turn, pairs, pctx)
         return
     open_forms = {f.key: f for _, f in pairs}
     matched = match_form(text, open_forms, pctx) if open_forms else None
-    if matched is None and (closed := match_form(text, ctx.services.forms, pctx)) is not None:
+    if matched is None and (closed := match_form(text, ctx.services.forms, await _parse_context(turn))) is not None:
         _not_open(turn, closed[0], text)
         return
     if matched is not None:
@@ -362,8 +384,7 @@ async def _aside(
 
 
 async def _meant_elsewhere(turn: Turn, form: FormSpec, text: str, pctx: ParseContext, answered: bool) -> bool:
-    names = [m.name for m in await members_of(turn.ctx.session, [turn.actor.org_id])]
-    if split_proxy(text, names) is not None:
+    if await turn.split_proxy(text) is not None:
         return True
     others = {f.key: f for _, f in await _open_for(turn.fresh()) if f.key != form.key}
     return answers_another_form(text, others, pctx, answered)
@@ -393,8 +414,7 @@ async def _starts_anew(turn: Turn, text: str) -> bool:
     """A recognisable new start: a form keyword, a proxy answer or `同上`."""
     if is_same_as_before(text):
         return True
-    names = [m.name for m in await members_of(turn.ctx.session, [turn.actor.org_id])]
-    if split_proxy(text, names) is not None:
+    if await turn.split_proxy(text) is not None:
         return True
     return match_form(text, turn.ctx.services.forms, await _parse_context(turn.fresh())) is not None
 
@@ -469,7 +489,7 @@ async def _resolve_proxy_choice(turn: Turn, state: FormSession, text: str) -> No
     if target is None:
         ctx.reply("这位党员已不在名册中，请重新回复，例如：代 张三 已交。")
         return
-    turn = Turn(ctx, target, turn.actor, turn.store)
+    turn = Turn(ctx, target, turn.actor, turn.store, turn.rosters)
     await _start(turn, state.original)
 
 
@@ -562,13 +582,14 @@ def _example(turn: Turn, form: FormSpec, confirm: bool = True) -> str:
 # --- lookups -----------------------------------------------------------------------------------
 
 
-async def _parse_context(turn: Turn) -> ParseContext:
+async def _parse_context(turn: Turn, forms: list[FormSpec] | None = None) -> ParseContext:
+    """``forms``: the only forms this context will parse; the roster is read only if one of them has a
+    field that names members (most replies, such as ``党费 50``, never need it)."""
     ctx = turn.ctx
-    roster = await members_of(ctx.session, [turn.member.org_id])
-    return ParseContext(
-        today=ctx.now.astimezone(ctx.services.tz).date(),
-        roster=[RosterName(m.id, m.name) for m in roster],
-    )
+    today = ctx.now.astimezone(ctx.services.tz).date()
+    if forms is not None and not any(s.type in _ROSTER_FIELDS for f in forms for s in f.fields):
+        return ParseContext(today=today)
+    return ParseContext(today=today, roster=await turn.roster(turn.member.org_id))
 
 
 async def _open_for(turn: Turn) -> list[Pair]:
@@ -582,7 +603,8 @@ async def _open_for(turn: Turn) -> list[Pair]:
 
 
 async def _unanswered(turn: Turn, pairs: list[Pair]) -> list[Pair]:
-    return [(c, f) for c, f in pairs if turn.member.id not in await respondent_ids(turn.ctx.session, c.id)]
+    answered = await answered_campaign_ids(turn.ctx.session, turn.member.id, [c.id for c, _ in pairs])
+    return [(c, f) for c, f in pairs if c.id not in answered]
 
 
 async def _revision(turn: Turn, campaign: Campaign) -> int:

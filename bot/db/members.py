@@ -46,6 +46,16 @@ async def find_by_platform_id(session: AsyncSession, platform: Platform, sender_
     return rows[0] if len(rows) == 1 else None
 
 
+async def roster_names(session: AsyncSession, org_id: int) -> list[tuple[int, str]]:
+    """(id, name) of a branch's active members, in id order: columns only, no ORM objects (hot path)."""
+    stmt = (
+        select(Member.id, Member.name)
+        .where(Member.org_id == org_id, Member.active.is_(True))
+        .order_by(Member.id)
+    )
+    return [(int(i), str(n)) for i, n in (await session.execute(stmt)).all()]
+
+
 def platform_user_id(member: Member, platform: Platform) -> str:
     if platform is Platform.DINGTALK:
         return member.dingtalk_userid or ""

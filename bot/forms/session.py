@@ -89,17 +89,23 @@ def session_key(msg: IncomingMessage) -> str:
 
 
 class FormSessionStore:
+    """One message's view of the dialogue state (the pipeline holds the conversation lock meanwhile)."""
+
     def __init__(self, kv: KV) -> None:
         self.kv = kv
+        # Keys this message found empty and did not write since: clearing them needs no KV round trip.
+        self._absent: set[str] = set()
 
     # A KV outage (Redis down) must not fail the message: without the store, no dialogue state is kept,
     # one-line answers (``党费 50``) still work and a step-by-step dialogue starts afresh.
     async def load(self, msg: IncomingMessage) -> FormSession | None:
+        key = session_key(msg)
         try:
-            raw = await self.kv.get(session_key(msg))
+            raw = await self.kv.get(key)
         except StorageUnavailable:
             return None
         if raw is None:
+            self._absent.add(key)
             return None
         try:
             return FormSession.from_json(raw)
@@ -109,12 +115,17 @@ class FormSessionStore:
 
     async def save(self, msg: IncomingMessage, state: FormSession, now: dt.datetime) -> None:
         state.touch(now)
+        self._absent.discard(session_key(msg))
         with contextlib.suppress(StorageUnavailable):
             await self.kv.set(session_key(msg), state.to_json(), KV_TTL_SECONDS)
 
     async def clear(self, msg: IncomingMessage) -> None:
+        key = session_key(msg)
+        if key in self._absent:
+            return
         with contextlib.suppress(StorageUnavailable):
-            await self.kv.delete(session_key(msg))
+            await self.kv.delete(key)
+        self._absent.add(key)
 
 
 # --- pure rules for one step ---------------------------------------------------------------------
@@ -242,6 +253,11 @@ def partial_answer(form: FormSpec, text: str, ctx: ParseContext) -> Invalid | No
 
 _PROXY = re.compile(r"^代\s*(?P<name>[\u4e00-\u9fa5·]{2,5}?)(?:\s+(?P<rest>.*))?$", re.S)
 _PROXY_SEPARATORS = " :：,，"
+
+
+def may_be_proxy(text: str) -> bool:
+    """Whether ``split_proxy`` could find a proxy answer in ``text`` (cheap: no roster needed)."""
+    return normalize(text).strip().startswith("代")
 
 
 def split_proxy(text: str, names: Sequence[str]) -> tuple[str, str] | None:
