@@ -42,6 +42,7 @@ from bot.metrics import Metrics
 from bot.migrations import upgrade
 from bot.platforms.base import PlatformAdapter
 from bot.platforms.local.adapter import LocalAdapter
+from bot.reports.charts import charts_dir
 from bot.services import Services
 from bot.web import build_web_app
 from handlers import build_router
@@ -137,7 +138,8 @@ class BotApp:
 
         adapters: dict[Platform, PlatformAdapter] = {}
         if self.settings.local.enabled:
-            adapters[Platform.LOCAL] = LocalAdapter(DatabaseLocalBackend(self.services), self.clock)
+            images = charts_dir(self.settings.data_dir)  # /stats charts, shown inline in the chat page
+            adapters[Platform.LOCAL] = LocalAdapter(DatabaseLocalBackend(self.services), self.clock, images_dir=images)
         adapters.update(build_adapters(self.services, http, self.alert_admins, self.contact_event))
         return adapters
 

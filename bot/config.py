@@ -86,6 +86,10 @@ class SchedulerSettings(_Section):
     grace_minutes: int = Field(default=180, ge=0)  # catch up missed occurrences within this window
 
 
+class ReportsSettings(_Section):
+    chart: bool = True  # /stats also sends a PNG chart where the platform takes images
+
+
 class DemoSettings(_Section):
     seed: bool = True  # seed the demo organisation into an EMPTY database
     announce_current: bool = True  # and open + announce this month's dues right away
@@ -111,6 +115,7 @@ class Settings(_Section):
     arrears: ArrearsSettings = ArrearsSettings()
     outbox: OutboxSettings = OutboxSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    reports: ReportsSettings = ReportsSettings()
     demo: DemoSettings = DemoSettings()
     config_path: Path | None = None
 

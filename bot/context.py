@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,8 @@ from bot.addressing import member_recipient
 from bot.db import journal
 from bot.db.outbox import enqueue
 from bot.db.tables import Member
-from bot.message import IncomingMessage, MessageFormat, OutgoingMessage, Recipient
+from bot.message import IncomingMessage, MessageFormat, OutgoingMessage, Platform, Recipient
+from bot.sections import wecom_settings
 
 if TYPE_CHECKING:
     from bot.routing import Command, Router
@@ -58,6 +60,37 @@ class HandlerContext:
         )
         self.replies.append(out)
         enqueue(self.session, out, self.now, reason="reply")
+
+    def reply_image(self, path: Path, *, private: bool = False) -> None:
+        """A picture after ``reply``, to the same place. No caption and no @: one send on every platform."""
+        recipient = self._private() if private else self._here()
+        out = OutgoingMessage(
+            recipient=recipient,
+            text="",
+            format=MessageFormat.IMAGE,
+            file_path=str(path),
+            file_name=path.name,
+            reply_handle=self.msg.reply_handle if recipient == self._here() else {},
+        )
+        self.replies.append(out)
+        enqueue(self.session, out, self.now, reason="reply")
+
+    def images_reach_here(self) -> bool:
+        """Whether a picture sent to this chat can arrive. DingTalk and the local chat take images in
+        groups and 1:1; a WeCom group only through its configured group robot webhook (the smart robot's
+        reply URL carries text only), a WeCom 1:1 chat only through the self-built app."""
+        platform = self.msg.platform
+        if platform not in self.services.enabled_platforms:
+            return False
+        if platform is not Platform.WECOM:
+            return True
+        settings = self.services.settings
+        if self.msg.is_group:
+            return any(
+                g.platform == "wecom" and g.conversation_id == self.msg.conversation_id and g.webhook_url
+                for g in settings.groups
+            )
+        return wecom_settings(settings).app_configured
 
     def send(self, message: OutgoingMessage, reason: str) -> None:
         enqueue(self.session, message, self.now, reason=reason)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,9 @@ from bot.platforms.local.backend import LocalBackend
 STATIC = Path(__file__).parent / "static"
 BOT_SENDER = "bot"
 MAX_BODY = 64 * 1024
+IMAGE_MARK = "[图片] "  # the transcript keeps text only: a picture is this mark + its file name
+_IMAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,120}\.png$")
+_IMAGE_LINE = re.compile(r"^\[图片\] ([A-Za-z0-9_-]{1,120}\.png)$", re.MULTILINE)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -31,10 +35,13 @@ def _error(status: int, message: str) -> web.Response:
 class LocalAdapter:
     platform = Platform.LOCAL
 
-    def __init__(self, backend: LocalBackend, clock: Clock, public_url: str = "") -> None:
+    def __init__(
+        self, backend: LocalBackend, clock: Clock, public_url: str = "", images_dir: Path | None = None
+    ) -> None:
         self.backend = backend
         self.clock = clock
         self.public_url = public_url
+        self.images_dir = images_dir.resolve() if images_dir is not None else None  # served at /chat/images/
         self._sink: InboundSink | None = None
         self._new_lines = asyncio.Condition()
 
@@ -43,6 +50,7 @@ class LocalAdapter:
         return [
             web.get("/chat", self._page),
             web.get("/chat/{name:app\\.js|style\\.css}", self._static),
+            web.get("/chat/images/{name}", self._image),
             web.post("/api/local/messages", self._post_message),
             web.get("/api/local/messages", self._get_messages),
             web.get("/api/local/directory", self._directory),
@@ -76,11 +84,39 @@ class LocalAdapter:
     @staticmethod
     def _render(message: OutgoingMessage) -> str:
         text = message.text
-        if message.format in (MessageFormat.FILE, MessageFormat.IMAGE) and message.file_name:
+        if message.format is MessageFormat.IMAGE and _IMAGE_NAME.match(Path(message.file_path).name):
+            text = f"{text}\n{IMAGE_MARK}{Path(message.file_path).name}".strip()
+        elif message.format in (MessageFormat.FILE, MessageFormat.IMAGE) and message.file_name:
             text = f"{text}\n[文件] {message.file_name}".strip()
         if message.mention_user_ids and message.recipient.conversation_id:
             text = " ".join(f"@{m}" for m in message.mention_user_ids) + " " + text
         return text
+
+    @staticmethod
+    def _image_url(sender_id: str, text: str) -> str:
+        """``/chat/images/<name>`` for a bot line that carries a picture, else ""."""
+        match = _IMAGE_LINE.search(text) if sender_id == BOT_SENDER else None
+        return f"/chat/images/{match.group(1)}" if match else ""
+
+    def _reply_json(self, reply: OutgoingMessage, kind: ConversationKind) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "text": reply.text,
+            "conversation_id": self._conversation_of(reply),
+            "private": reply.recipient.is_direct and kind is ConversationKind.GROUP,
+            "format": reply.format.value,
+        }
+        if url := self._image_url(BOT_SENDER, self._render(reply)):
+            out["image_url"] = url
+        return out
+
+    async def _image(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if self.images_dir is None or not _IMAGE_NAME.match(name):
+            raise web.HTTPNotFound(text="图片不存在 image not found")
+        path = self.images_dir / name
+        if not path.is_file():  # noqa: ASYNC240 - a stat, negligible
+            raise web.HTTPNotFound(text="图片已清理或不存在 image not found")
+        return web.FileResponse(path, headers={"Content-Type": "image/png", "Cache-Control": "private, max-age=86400"})
 
     async def _page(self, _: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "chat.html")
@@ -163,14 +199,7 @@ class LocalAdapter:
             result = await self._sink(msg)
         except StorageUnavailable:
             return _error(503, "存储暂时不可用，请稍后重试 (storage unavailable)")
-        replies = [
-            {
-                "text": r.text,
-                "conversation_id": self._conversation_of(r),
-                "private": r.recipient.is_direct and kind is ConversationKind.GROUP,
-            }
-            for r in result.replies
-        ]
+        replies = [self._reply_json(r, kind) for r in result.replies]
         return web.json_response({"replies": replies, "duplicate": result.duplicate})
 
     async def _get_messages(self, request: web.Request) -> web.Response:
@@ -192,9 +221,13 @@ class LocalAdapter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._new_lines.wait(), timeout=wait)
             lines = await self.backend.lines_after(conversation_id, after)
-        return web.json_response(
-            {"messages": [{"seq": ln.seq, "sender_id": ln.sender_id, "text": ln.text, "at": ln.at} for ln in lines]}
-        )
+        messages: list[dict[str, Any]] = []
+        for ln in lines:
+            message: dict[str, Any] = {"seq": ln.seq, "sender_id": ln.sender_id, "text": ln.text, "at": ln.at}
+            if url := self._image_url(ln.sender_id, ln.text):
+                message["image_url"] = url
+            messages.append(message)
+        return web.json_response({"messages": messages})
 
 
 def iso(at: dt.datetime) -> str:

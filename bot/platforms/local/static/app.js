@@ -1,6 +1,6 @@
 // Local chat client: pick who you are, pick a chat, type. Polls for new lines (bot messages included).
 "use strict";
-const state = { people: [], groups: [], me: null, conv: null, after: {}, unread: {}, names: {} };
+const state = { people: [], groups: [], me: null, conv: null, gen: 0, after: {}, unread: {}, names: {} };
 const $ = (id) => document.getElementById(id);
 
 async function api(path, options) {
@@ -36,6 +36,7 @@ function renderConvs() {
 }
 
 function openConv(id, title) {
+  state.gen += 1; // polls started before this belong to the old view
   state.conv = id;
   state.unread[id] = 0;
   $("title").textContent = title;
@@ -54,8 +55,22 @@ function addLine(m) {
   who.textContent = (m.sender_id === "bot" ? "党建助手" : state.names[m.sender_id] || m.sender_id) + " · " + new Date(m.at).toLocaleString("zh-CN");
   const bubble = document.createElement("div");
   bubble.className = "bubble";
+  // A picture from the bot arrives as a "[图片] name.png" line plus image_url: show the picture instead.
+  const text = m.image_url ? m.text.replace(/^\[图片\] \S+\.png$/m, "").trim() : m.text;
   // Mentions carry sender ids (mobile numbers); show the names people know.
-  bubble.textContent = m.text.replace(/@(\S+)/g, (all, id) => (state.names[id] ? "@" + state.names[id] : all));
+  bubble.textContent = text.replace(/@(\S+)/g, (all, id) => (state.names[id] ? "@" + state.names[id] : all));
+  if (m.image_url) {
+    const img = document.createElement("img");
+    img.className = "chart";
+    img.src = m.image_url;
+    img.alt = "统计图（图片已清理或无法显示）";
+    img.onload = () => { $("log").scrollTop = $("log").scrollHeight; };
+    const link = document.createElement("a");
+    link.href = m.image_url;
+    link.target = "_blank";
+    link.appendChild(img);
+    bubble.appendChild(link);
+  }
   li.append(who, bubble);
   $("log").appendChild(li);
   $("log").scrollTop = $("log").scrollHeight;
@@ -63,8 +78,11 @@ function addLine(m) {
 
 async function poll(id) {
   try {
+    const gen = state.gen;
     const data = await api(`/api/local/messages?conversation_id=${encodeURIComponent(id)}&after=${state.after[id] || 0}`);
+    if (gen !== state.gen) return;
     for (const m of data.messages) {
+      if (m.seq <= (state.after[id] || 0)) continue; // a concurrent poll (send + timer) showed it already
       state.after[id] = m.seq;
       if (id === state.conv) addLine(m);
       else state.unread[id] = (state.unread[id] || 0) + 1;
