@@ -359,8 +359,9 @@ async def run(args: argparse.Namespace) -> int:
                         if reason := PrivatePostgres.available():
                             print(f"postgresql: skipped ({reason}); pass --database-url")
                             continue
-                        pg = PrivatePostgres().init().start()
+                        pg = PrivatePostgres().init().start(durable=args.durable)
                         db_url = pg.url
+                        print(f"private PostgreSQL, fsync {'on (production)' if args.durable else 'off'}")
                     if reason := PrivateRedis.available():
                         print(f"redis: not available ({reason}); using the in-process KV")
                         redis_url = ""
@@ -388,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--database-url", default="", help="a DISPOSABLE PostgreSQL database (default: private)")
+    parser.add_argument("--durable", action=argparse.BooleanOptionalAction, default=True,
+                        help="private PostgreSQL with fsync on, as in production (default); --no-durable: off")
     parser.add_argument("--db", default="")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)

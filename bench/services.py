@@ -118,9 +118,11 @@ class PrivatePostgres:
                   "--no-sync", "-E", "UTF8", "--locale=C")
         return self
 
-    def start(self) -> PrivatePostgres:
+    def start(self, *, durable: bool = False) -> PrivatePostgres:
+        """``durable``: fsync on, as in production (each commit waits for its WAL flush); else fsync off."""
         assert self.bin is not None
-        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+        sync = "" if durable else " -c fsync=off"
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1{sync} -c max_connections=100"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.log), "-w", "start")
         wait_port(self.port)
         return self

@@ -155,7 +155,8 @@ async def missing(ctx: HandlerContext) -> None:
     if not campaigns:
         ctx.reply(f"暂无“{form.name}”的收集记录。可以发送“发起 {form.name}”开始一次收集。")
         return
-    summaries = await campaign_summaries(ctx.session, campaigns, local_today(ctx), with_names=True)
+    names = {b.id: b.name for b in scoped.branches}
+    summaries = await campaign_summaries(ctx.session, campaigns, local_today(ctx), with_names=True, org_names=names)
     if len(summaries) == 1:
         s = summaries[0]
         if not s.missing:

@@ -12,7 +12,7 @@ the total (and listed separately), as the reminders do.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,14 +153,23 @@ async def campaign_summary(session: AsyncSession, campaign: Campaign, day: dt.da
 
 
 async def campaign_summaries(
-    session: AsyncSession, campaigns: Sequence[Campaign], day: dt.date, *, with_names: bool = False
+    session: AsyncSession,
+    campaigns: Sequence[Campaign],
+    day: dt.date,
+    *,
+    with_names: bool = False,
+    org_names: Mapping[int, str] | None = None,
 ) -> list[CampaignSummary]:
-    """Figures for many campaigns (e.g. one per branch), best rate first; names only when asked."""
+    """Figures for many campaigns (e.g. one per branch), best rate first; member names only when asked.
+
+    ``org_names``: the branches' names when the caller has them already (saves a query)."""
     counts = await campaign_counts(session, campaigns, day)
     org_ids = sorted({c.org_id for c in campaigns})
-    names: dict[int, str] = {}
-    if org_ids:
-        names = dict((await session.execute(select(Org.id, Org.name).where(Org.id.in_(org_ids)))).tuples().all())
+    names: dict[int, str] = dict(org_names or {})
+    unnamed = [i for i in org_ids if i not in names]
+    if unnamed:
+        rows = await session.execute(select(Org.id, Org.name).where(Org.id.in_(unnamed)))
+        names.update(rows.tuples().all())
     out = []
     for campaign in campaigns:
         c = counts[campaign.id]
