@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -255,6 +256,24 @@ async def test_redis_prefixes_isolate_instances() -> None:
     finally:
         await case_a.kv.close()
         await case_b.kv.close()
+
+
+async def test_redis_scripts_survive_a_script_cache_flush() -> None:
+    """incr and lock release run Lua scripts by SHA; after SCRIPT FLUSH (as after a Redis restart)
+    they are loaded again on the first NOSCRIPT answer."""
+    case = await _redis_case()
+    try:
+        kv: Any = case.kv
+        assert await kv.incr("flushed", 2, ttl_seconds=60) == 2
+        await kv._redis.script_flush()
+        assert await kv.incr("flushed", 3, ttl_seconds=60) == 5
+        await kv._redis.script_flush()
+        async with kv.lock("flushed-lock", timeout_seconds=1):
+            await kv._redis.script_flush()
+        async with kv.lock("flushed-lock", timeout_seconds=1):  # released despite the flush
+            pass
+    finally:
+        await case.kv.close()
 
 
 async def test_redis_unreachable_reports_unhealthy_and_storage_unavailable() -> None:

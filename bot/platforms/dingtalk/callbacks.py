@@ -38,8 +38,10 @@ def _error(status: int, message: str) -> web.Response:
 
 async def _read_limited(request: web.Request) -> bytes | None:
     """The body, or None when it exceeds the limit (checked before and while reading)."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        return None
+    if request.content_length is not None:
+        if request.content_length > MAX_BODY_BYTES:
+            return None
+        return await request.read()  # the declared length, read at once (no chunk loop)
     body = bytearray()
     async for chunk in request.content.iter_chunked(16 * 1024):
         body += chunk
