@@ -87,6 +87,7 @@ class DingTalkAdapter:
             await self.stream.stop()
             self.stream = None
         await self._tasks.drain()
+        await self.client.quota.flush()  # the last coalesced usage counts
         await self._sessions.close()
 
     async def deliver(self, messages: Sequence[OutgoingMessage]) -> list[Delivery]:

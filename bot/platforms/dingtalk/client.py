@@ -232,7 +232,7 @@ class DingTalkClient:
             if exc.quota:
                 await self.quota.exhausted("push", exc.code)
             raise
-        await self.quota.record("push")
+        self.quota.record_later("push")
         return answer
 
     async def upload_media(self, path: str, media_type: str, file_name: str) -> str:

@@ -8,7 +8,6 @@ background task so the transport can acknowledge at once. Message-id dedupe happ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Mapping
@@ -74,8 +73,7 @@ class Inbound:
         self._tasks.spawn(self._client.quota.exhausted("push", QUOTA_PUSH_CODE), "dingtalk-quota-alert")
 
     async def _dispatch(self, msg: IncomingMessage, handoff: Handoff) -> bool:
-        with contextlib.suppress(StorageUnavailable):  # the monthly counter is an estimate: a KV outage
-            await self._client.quota.record("push")  # must not drop the message
+        self._client.quota.record_later("push")  # an estimate, never in the message's way
         if self.sink is None:
             log.warning("dingtalk message %s dropped: adapter not started", msg.message_id)
             return True

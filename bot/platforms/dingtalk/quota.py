@@ -7,13 +7,18 @@ DingTalk itself answers with a quota code (90020 / ApiCountLimitForOrg / 20001).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 from typing import Literal
 
 from bot.clock import SHANGHAI, Clock
+from bot.errors import StorageUnavailable
 from bot.kv.base import KV
 from bot.platforms.base import AdminAlert
 from bot.platforms.dingtalk.runtime import send_alert
+
+log = logging.getLogger("bot.platforms.dingtalk")
 
 Kind = Literal["api", "push"]
 COUNTER_TTL_S = 35 * 24 * 3600  # outlives the month; the month is part of the key
@@ -29,6 +34,8 @@ class QuotaMeter:
         self._app_key = app_key
         self._limits = limits
         self._alert = alert
+        self._pending: dict[Kind, int] = {"api": 0, "push": 0}
+        self._writer: asyncio.Task[None] | None = None
 
     def month(self) -> str:
         return self._clock.now().astimezone(SHANGHAI).strftime("%Y-%m")
@@ -55,6 +62,34 @@ class QuotaMeter:
                              "请联系管理员扩容或等待下月重置。")
         return used
 
+    def record_later(self, kind: Kind) -> None:
+        """Count one without waiting. Counts that arrive while one is being written go together in the
+        next write: under load one KV round trip counts many pushes instead of one each."""
+        self._pending[kind] += 1
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_pending(), name="dingtalk-quota-count")
+
+    async def _write_pending(self) -> None:
+        try:
+            while any(self._pending.values()):
+                for kind, amount in list(self._pending.items()):
+                    if not amount:
+                        continue
+                    self._pending[kind] = 0
+                    try:
+                        await self.record(kind, amount)
+                    except StorageUnavailable:
+                        pass  # an estimate: a KV outage loses these counts, never a message
+                    except Exception:
+                        log.exception("counting dingtalk %s usage failed", kind)
+        finally:
+            self._writer = None
+
+    async def flush(self) -> None:
+        """Wait until the counts recorded so far are written."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
     async def exhausted(self, kind: Kind, code: str) -> None:
         """DingTalk said the quota is gone: remember it (fail fast) and tell the admins once."""
         month = self.month()
@@ -70,6 +105,7 @@ class QuotaMeter:
         return f"dingtalk:quota-exhausted:{self._app_key}:{kind}:{month}"
 
     async def usage(self) -> dict[str, object]:
+        await self.flush()
         month = self.month()
         api = await self._kv.get(self._key("api", month))
         push = await self._kv.get(self._key("push", month))
