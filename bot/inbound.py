@@ -31,6 +31,8 @@ from bot.services import Services
 
 MAX_TEXT_CHARS = 2000
 DEDUP_TTL_SECONDS = 600.0
+# PostgreSQL: group transactions in flight at once, so one group's round trips overlap another's.
+GROUPS_IN_FLIGHT = 4
 _MENTION_RE = re.compile(r"^\s*(@\S+\s*)+")
 # Storage trouble: SQLAlchemy-wrapped driver errors, and the raw OSError (e.g. ConnectionRefusedError)
 # that asyncpg raises when the database cannot be reached at all (SQLAlchemy does not wrap those).
@@ -65,7 +67,8 @@ class InboundPipeline:
         self.services = services
         self.router = router
         self._on_commit = on_commit
-        self._group = GroupCommit(services.sessions, self._handle_in, services.metrics)
+        parallel = 1 if services.settings.is_sqlite else GROUPS_IN_FLIGHT
+        self._group = GroupCommit(services.sessions, self._handle_in, services.metrics, parallel)
 
     async def __call__(self, msg: IncomingMessage) -> InboundResult:
         msg = without_nul(msg)
@@ -228,18 +231,23 @@ class GroupCommit:
 
     MAX_GROUP = 64
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], handle: Handle, metrics: Metrics) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], handle: Handle, metrics: Metrics, parallel: int = 1
+    ) -> None:
         self._sessions = sessions
         self._handle = handle
         self._metrics = metrics
+        self._parallel = parallel  # transactions in flight at once (SQLite: 1, it has one writer)
         self._queue: list[tuple[IncomingMessage, asyncio.Future[InboundResult | None]]] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainers: set[asyncio.Task[None]] = set()
 
     async def submit(self, msg: IncomingMessage) -> InboundResult | None:
         future: asyncio.Future[InboundResult | None] = asyncio.get_running_loop().create_future()
         self._queue.append((msg, future))
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain(), name="inbound-group-commit")
+        if len(self._drainers) < self._parallel:
+            drainer = asyncio.create_task(self._drain(), name="inbound-group-commit")
+            self._drainers.add(drainer)
+            drainer.add_done_callback(self._drainers.discard)
         return await future
 
     async def _drain(self) -> None:
@@ -247,12 +255,12 @@ class GroupCommit:
             while self._queue:
                 group, self._queue = self._queue[: self.MAX_GROUP], self._queue[self.MAX_GROUP :]
                 await self._run([(m, f) for m, f in group if not f.done()])
-        finally:
-            self._drainer = None
-            for _, future in self._queue:  # only if _run itself was cancelled (shutdown)
+        except BaseException:
+            for _, future in self._queue:  # cancelled (shutdown): the waiting callers handle theirs alone
                 if not future.done():
                     future.set_result(None)
             self._queue = []
+            raise
 
     async def _run(self, group: list[tuple[IncomingMessage, asyncio.Future[InboundResult | None]]]) -> None:
         results: list[InboundResult | None] = [None] * len(group)
