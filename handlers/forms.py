@@ -18,10 +18,11 @@ from sqlalchemy import select
 
 from bot.context import HandlerContext
 from bot.db.campaigns import (
+    UNKNOWN,
     answered_campaign_ids,
     in_audience,
     last_values,
-    open_campaigns_for,
+    open_campaigns_with_answers,
     save_response,
 )
 from bot.db.members import has_role, members_of, roster_names
@@ -59,6 +60,14 @@ _ROSTER_FIELDS = (FieldType.ATTENDANCE, FieldType.MEMBERS)  # parsed against the
 
 
 @dataclass
+class Reads:
+    """What one reply has read already (the same transaction, so still true): saves repeated queries."""
+
+    rosters: dict[int, list[RosterName]] = field(default_factory=dict)  # org id → its roster
+    answers: dict[tuple[int, int], Response | None] = field(default_factory=dict)  # (member, campaign) → answer
+
+
+@dataclass
 class Turn:
     """One reply being answered: who types, for whom, in which chat."""
 
@@ -71,18 +80,17 @@ class Turn:
     def proxy(self) -> bool:
         return self.member.id != self.actor.id
 
-    # Branch rosters read in this turn, by org id: a reply may need the names several times.
-    rosters: dict[int, list[RosterName]] = field(default_factory=dict)
+    read: Reads = field(default_factory=lambda: Reads())
 
     def fresh(self) -> Turn:
         """The same sender, answering for themselves again (after a proxy session)."""
-        return Turn(self.ctx, self.actor, self.actor, self.store, self.rosters)
+        return Turn(self.ctx, self.actor, self.actor, self.store, self.read)
 
     async def roster(self, org_id: int) -> list[RosterName]:
-        if org_id not in self.rosters:
+        if org_id not in self.read.rosters:
             rows = await roster_names(self.ctx.session, org_id)
-            self.rosters[org_id] = [RosterName(i, n) for i, n in rows]
-        return self.rosters[org_id]
+            self.read.rosters[org_id] = [RosterName(i, n) for i, n in rows]
+        return self.read.rosters[org_id]
 
     async def split_proxy(self, text: str) -> tuple[str, str] | None:
         """``代 张三 …`` → (name, rest) against the sender's branch roster (read only for such texts)."""
@@ -489,7 +497,7 @@ async def _resolve_proxy_choice(turn: Turn, state: FormSession, text: str) -> No
     if target is None:
         ctx.reply("这位党员已不在名册中，请重新回复，例如：代 张三 已交。")
         return
-    turn = Turn(ctx, target, turn.actor, turn.store, turn.rosters)
+    turn = Turn(ctx, target, turn.actor, turn.store, turn.read)
     await _start(turn, state.original)
 
 
@@ -500,10 +508,13 @@ async def _save(turn: Turn, form: FormSpec, campaign: Campaign, values: dict[str
     ctx = turn.ctx
     amount = money_of(form, values)
     flag = _flag(ctx, turn.member, form, amount)
+    key = (turn.member.id, campaign.id)
     saved = await save_response(
         ctx.session, campaign=campaign, member=turn.member, values=dict(values), entered_by=turn.actor,
         now=ctx.now, platform=ctx.msg.platform.value, amount_fen=amount, flag_note=flag,
+        existing=turn.read.answers.get(key, UNKNOWN),
     )  # fmt: skip
+    turn.read.answers[key] = saved.response
     await turn.store.clear(ctx.msg)
     who = f"为{turn.member.name}" if turn.proxy else ""
     verb = f"已{who}登记" if saved.created else f"已{who}更新（第{saved.response.revision}次提交，以此为准）"
@@ -595,7 +606,8 @@ async def _parse_context(turn: Turn, forms: list[FormSpec] | None = None) -> Par
 async def _open_for(turn: Turn) -> list[Pair]:
     """Open campaigns (with a known form) the member is in the audience of, newest deadline first."""
     found = []
-    for campaign in await open_campaigns_for(turn.ctx.session, turn.member, turn.ctx.now):
+    for campaign, answer in await open_campaigns_with_answers(turn.ctx.session, turn.member, turn.ctx.now):
+        turn.read.answers[(turn.member.id, campaign.id)] = answer
         form = turn.ctx.services.forms.get(campaign.form_key)
         if form is not None:
             found.append((campaign, form))
@@ -603,6 +615,9 @@ async def _open_for(turn: Turn) -> list[Pair]:
 
 
 async def _unanswered(turn: Turn, pairs: list[Pair]) -> list[Pair]:
+    known = turn.read.answers
+    if all((turn.member.id, c.id) in known for c, _ in pairs):
+        return [(c, f) for c, f in pairs if known[(turn.member.id, c.id)] is None]
     answered = await answered_campaign_ids(turn.ctx.session, turn.member.id, [c.id for c, _ in pairs])
     return [(c, f) for c, f in pairs if c.id not in answered]
 

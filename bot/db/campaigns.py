@@ -60,14 +60,18 @@ def in_audience(campaign: Campaign, member: Member) -> bool:
     return not (categories and member.category not in categories)
 
 
-async def open_campaigns_for(session: AsyncSession, member: Member, now: dt.datetime) -> list[Campaign]:
-    """Campaigns of the member's branch that are open now (opened, not closed), newest first.
+async def open_campaigns_with_answers(
+    session: AsyncSession, member: Member, now: dt.datetime
+) -> list[tuple[Campaign, Response | None]]:
+    """Campaigns of the member's branch that are open now (opened, not closed), newest first,
+    each with the member's answer (or None), in one query.
 
     A campaign stays answerable after its deadline (answers are stored as late) for the period it covers;
     "open" here means opened and within 31 days after the deadline.
     """
     stmt = (
-        select(Campaign)
+        select(Campaign, Response)
+        .outerjoin(Response, (Response.campaign_id == Campaign.id) & (Response.member_id == member.id))
         .where(
             Campaign.org_id == member.org_id,
             Campaign.opened_at <= now,
@@ -75,8 +79,15 @@ async def open_campaigns_for(session: AsyncSession, member: Member, now: dt.date
         )
         .order_by(Campaign.deadline_at.desc(), Campaign.id.desc())
     )
-    rows = (await session.execute(stmt)).scalars().all()
-    return [c for c in rows if in_audience(c, member)]
+    rows = (await session.execute(stmt)).tuples().all()
+    return [(c, r) for c, r in rows if in_audience(c, member)]
+
+
+class _Unknown:
+    """For ``save_response(existing=UNKNOWN)``: the caller has not read the answer, look it up."""
+
+
+UNKNOWN = _Unknown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +107,17 @@ async def save_response(
     platform: str,
     amount_fen: int | None = None,
     flag_note: str = "",
+    existing: Response | None | _Unknown = UNKNOWN,
 ) -> SavedResponse:
-    """Insert or revise the member's answer; every revision is kept in response_revisions."""
+    """Insert or revise the member's answer; every revision is kept in response_revisions.
+
+    ``existing``: the member's current answer (or None) when the caller read it in this transaction."""
     late = now > campaign.deadline_at
-    stmt = select(Response).where(Response.campaign_id == campaign.id, Response.member_id == member.id)
-    response = (await session.execute(stmt)).scalar_one_or_none()
+    if isinstance(existing, _Unknown):
+        stmt = select(Response).where(Response.campaign_id == campaign.id, Response.member_id == member.id)
+        response = (await session.execute(stmt)).scalar_one_or_none()
+    else:
+        response = existing
     created = response is None
     if response is None:
         response = Response(
@@ -128,7 +145,8 @@ async def save_response(
         response.entered_by = entered_by.id
         response.platform = platform
         response.updated_at = now
-    await session.flush()
+    if response.id is None:
+        await session.flush()  # the new row's id, for its first revision
     session.add(
         ResponseRevision(
             response_id=response.id, revision=response.revision, values=values, entered_by=entered_by.id, created_at=now
