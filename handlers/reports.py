@@ -30,7 +30,14 @@ from bot.reports.compliance import BranchCompliance, ComplianceItem, branch_comp
 from bot.reports.ledgers import build_ledger, find_form
 from bot.reports.periods import ReportPeriod, current_period, looks_like_period, parse_period
 from bot.reports.scope import MEMBER_REFUSAL, ReportScope, ScopedOrgs, may_manage, scoped_branches
-from bot.reports.stats import campaign_summaries, current_form, latest_campaigns
+from bot.reports.stats import (
+    RECENT_LIMIT,
+    campaign_summaries,
+    current_form,
+    current_form_of,
+    latest_campaigns,
+    recent_campaigns,
+)
 from bot.reports.xlsx import export_path, save_ledger
 from bot.routing import Router, split_args
 from schedules import actions
@@ -114,8 +121,30 @@ def local_today(ctx: HandlerContext) -> dt.date:
 
 
 async def default_form(ctx: HandlerContext, org_ids: list[int]) -> FormSpec:
-    key = await current_form(ctx.session, org_ids, ctx.now) or "dues"
-    return ctx.services.forms.get(key) or next(iter(ctx.services.forms.values()))
+    return _form_or_default(ctx, await current_form(ctx.session, org_ids, ctx.now))
+
+
+def _form_or_default(ctx: HandlerContext, key: str | None) -> FormSpec:
+    return ctx.services.forms.get(key or "dues") or next(iter(ctx.services.forms.values()))
+
+
+async def form_and_campaigns(ctx: HandlerContext, org_ids: list[int], args: ReportArgs) -> tuple[FormSpec, list[Campaign]]:
+    """The form asked for (else the one being collected now) and each branch's latest campaign of it.
+
+    A plain ``未交`` / ``统计`` for one branch (the secretary's everyday case) reads that branch's recent
+    campaigns once and picks both from them."""
+    if len(org_ids) == 1 and args.form is None and args.period is None:
+        recent = await recent_campaigns(ctx.session, org_ids[0], ctx.now)
+        complete = len(recent) < RECENT_LIMIT  # every campaign of the branch is in `recent`
+        key = current_form_of(recent, ctx.now)
+        if key is not None or complete:
+            form = _form_or_default(ctx, key)
+            latest = next((c for c in recent if c.form_key == form.key), None)
+            if latest is not None or complete:
+                return form, [latest] if latest is not None else []
+        # Else the answer may lie beyond the recent ones: the general queries below.
+    form = args.form or await default_form(ctx, org_ids)
+    return form, await latest_campaigns(ctx.session, org_ids, form.key, ctx.now, args.period)
 
 
 def names_text(names: list[str], limit: int = MAX_NAMES) -> str:
@@ -150,8 +179,7 @@ async def missing(ctx: HandlerContext) -> None:
         return
     args, scoped = request.args, request.scoped
     org_ids = [b.id for b in scoped.branches]
-    form = args.form or await default_form(ctx, org_ids)
-    campaigns = await latest_campaigns(ctx.session, org_ids, form.key, ctx.now, args.period)
+    form, campaigns = await form_and_campaigns(ctx, org_ids, args)
     if not campaigns:
         ctx.reply(f"暂无“{form.name}”的收集记录。可以发送“发起 {form.name}”开始一次收集。")
         return
@@ -259,8 +287,7 @@ async def remind(ctx: HandlerContext) -> None:
         ctx.reply(f"现在是休息时间（{start}至次日{end}），为避免打扰，提醒未发送。请在{end}以后再发送“提醒”。")
         return
     org_ids = [b.id for b in scoped.branches]
-    form = args.form or await default_form(ctx, org_ids)
-    campaigns = await latest_campaigns(ctx.session, org_ids, form.key, ctx.now, args.period)
+    form, campaigns = await form_and_campaigns(ctx, org_ids, args)
     if not campaigns:
         ctx.reply(f"暂无“{form.name}”的收集记录，无需提醒。")
         return

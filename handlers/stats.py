@@ -17,9 +17,9 @@ from bot.domain.dues import format_yuan
 from bot.forms.spec import FieldType, FormSpec
 from bot.logs import log_event
 from bot.reports.charts import MAX_ROWS, Chart, ranking_chart, save_chart, trend_chart
-from bot.reports.stats import CampaignSummary, campaign_summaries, latest_campaigns
+from bot.reports.stats import CampaignSummary, campaign_summaries
 from bot.routing import Router
-from handlers.reports import default_form, local_today, names_text, officer_request
+from handlers.reports import form_and_campaigns, local_today, names_text, officer_request
 
 router = Router("stats")
 log = logging.getLogger("dangjian.stats")
@@ -82,9 +82,8 @@ async def stats(ctx: HandlerContext) -> None:
         return
     scope, args, scoped = request.scope, request.args, request.scoped
     org_ids = [b.id for b in scoped.branches]
-    form = args.form or await default_form(ctx, org_ids)
+    form, campaigns = await form_and_campaigns(ctx, org_ids, args)
     warning = calendar_warning(ctx) if scope.is_admin else ""
-    campaigns = await latest_campaigns(ctx.session, org_ids, form.key, ctx.now, args.period)
     if not campaigns:
         lines = [f"暂无{form.name}的收集记录。可以发送“发起 {form.name}”开始一次收集。"]
         ctx.reply("\n".join([*lines, warning] if warning else lines))

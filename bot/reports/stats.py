@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.tables import Campaign, Member, Org, Response
@@ -128,28 +128,45 @@ async def campaign_counts(
     return out
 
 
-async def missing_members(session: AsyncSession, campaign: Campaign, day: dt.date) -> tuple[list[Member], list[Member]]:
-    """(audience members without an answer, of those the ones on leave on ``day``), by member id."""
-    answered = exists().where(Response.campaign_id == campaign.id, Response.member_id == Member.id)
+@dataclass(frozen=True, slots=True)
+class BranchRoll:
+    counts: CampaignCounts
+    missing: list[str]  # names, by member id
+    on_leave: list[str]  # without an answer and on leave on the day
+
+
+async def branch_roll(session: AsyncSession, campaign: Campaign, day: dt.date) -> BranchRoll:
+    """One campaign's figures and the names behind them, from one query over its audience.
+
+    For one branch's roll (``未交``): the names are the answer, so the audience's rows (one branch,
+    tens of members) are read once and counted here, instead of a counting query and a names query."""
+    on_leave = and_(Member.leave_until.is_not(None), Member.leave_until >= day)
     stmt = (
-        select(Member)
-        .where(Member.org_id == campaign.org_id, audience_filter(campaign.audience or {}), ~answered)
+        select(Member.name, on_leave, Response.id, Response.amount_fen, Response.late, Response.flagged)
+        .outerjoin(Response, (Response.campaign_id == campaign.id) & (Response.member_id == Member.id))
+        .where(Member.org_id == campaign.org_id, audience_filter(campaign.audience or {}))
         .order_by(Member.id)
     )
-    rows = list((await session.execute(stmt)).scalars().all())
-    leave = [m for m in rows if m.leave_until is not None and m.leave_until >= day]
-    return [m for m in rows if m not in leave], leave
+    total = answered = amount = late = flagged = 0
+    missing: list[str] = []
+    leave: list[str] = []
+    for name, away, response_id, amount_fen, was_late, was_flagged in (await session.execute(stmt)).tuples():
+        if response_id is None:
+            (leave if away else missing).append(name)
+            total += not away
+            continue
+        total += 1
+        answered += 1
+        amount += amount_fen or 0
+        late += bool(was_late)
+        flagged += bool(was_flagged)
+    counts = CampaignCounts(campaign.id, total, answered, amount, late, flagged, len(leave))
+    return BranchRoll(counts, missing, leave)
 
 
 async def campaign_summary(session: AsyncSession, campaign: Campaign, day: dt.date) -> CampaignSummary:
     """One campaign with its figures and the names of who is missing / on leave."""
-    org = await session.get(Org, campaign.org_id)
-    counts = (await campaign_counts(session, [campaign], day))[campaign.id]
-    missing, leave = await missing_members(session, campaign, day)
-    return CampaignSummary(
-        campaign, org.name if org else "", counts.total, counts.answered, counts.amount_fen, counts.late,
-        counts.flagged, [m.name for m in missing], [m.name for m in leave],
-    )  # fmt: skip
+    return (await campaign_summaries(session, [campaign], day, with_names=True))[0]
 
 
 async def campaign_summaries(
@@ -163,7 +180,8 @@ async def campaign_summaries(
     """Figures for many campaigns (e.g. one per branch), best rate first; member names only when asked.
 
     ``org_names``: the branches' names when the caller has them already (saves a query)."""
-    counts = await campaign_counts(session, campaigns, day)
+    rolls = {c.id: await branch_roll(session, c, day) for c in campaigns} if with_names else {}
+    counts = {i: r.counts for i, r in rolls.items()} or await campaign_counts(session, campaigns, day)
     org_ids = sorted({c.org_id for c in campaigns})
     names: dict[int, str] = dict(org_names or {})
     unnamed = [i for i in org_ids if i not in names]
@@ -176,8 +194,7 @@ async def campaign_summaries(
         missing: list[str] = []
         leave: list[str] = []
         if with_names:
-            m, lv = await missing_members(session, campaign, day)
-            missing, leave = [x.name for x in m], [x.name for x in lv]
+            missing, leave = rolls[campaign.id].missing, rolls[campaign.id].on_leave
         out.append(
             CampaignSummary(
                 campaign, names.get(campaign.org_id, ""), c.total, c.answered, c.amount_fen, c.late, c.flagged,
@@ -220,6 +237,28 @@ async def latest_campaigns(
     return list((await session.execute(stmt)).scalars().all())
 
 
+RECENT_LIMIT = 50
+
+
+async def recent_campaigns(session: AsyncSession, org_id: int, now: dt.datetime) -> list[Campaign]:
+    """One branch's newest opened campaigns (at most ``RECENT_LIMIT``), newest first."""
+    stmt = (
+        select(Campaign)
+        .where(Campaign.org_id == org_id, Campaign.opened_at <= now)
+        .order_by(Campaign.opened_at.desc(), Campaign.id.desc())
+        .limit(RECENT_LIMIT)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+def current_form_of(campaigns: Sequence[Campaign], now: dt.datetime) -> str | None:
+    """``current_form`` over campaigns already loaded newest first."""
+    for campaign in campaigns:
+        if campaign.deadline_at >= now and _audience_key(campaign) == ((), ()):
+            return campaign.form_key
+    return None
+
+
 async def current_form(session: AsyncSession, org_ids: Sequence[int], now: dt.datetime) -> str | None:
     """The form of the newest whole-branch campaign still open (deadline ahead), if any.
 
@@ -234,10 +273,7 @@ async def current_form(session: AsyncSession, org_ids: Sequence[int], now: dt.da
         .order_by(Campaign.opened_at.desc(), Campaign.id.desc())
         .limit(50)
     )
-    for campaign in (await session.execute(stmt)).scalars().all():
-        if _audience_key(campaign) == ((), ()):
-            return campaign.form_key
-    return None
+    return current_form_of((await session.execute(stmt)).scalars().all(), now)
 
 
 async def answered_counts(session: AsyncSession, campaign_ids: list[int]) -> dict[int, tuple[int, int]]:
