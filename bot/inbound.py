@@ -62,6 +62,11 @@ def strip_mention(text: str) -> str:
     return _MENTION_RE.sub("", text, count=1).strip()
 
 
+def text_of(msg: IncomingMessage) -> str:
+    """What the handlers read: the text without a leading @mention in groups, trimmed."""
+    return strip_mention(msg.text) if msg.is_group else msg.text.strip()
+
+
 class InboundPipeline:
     def __init__(self, services: Services, router: Router, on_commit: Callable[[], None]) -> None:
         self.services = services
@@ -83,9 +88,13 @@ class InboundPipeline:
             log_event(inbound_log, "duplicate", platform=msg.platform.value, message_id=msg.message_id)
             return InboundResult(duplicate=True)
         try:
-            lock_key = f"conv:{msg.platform.value}:{msg.conversation_id}:{msg.sender_id}"
-            async with self._lock(lock_key):
+            # The lock serialises one member's replies in one chat, for the dialogue state they share.
+            # Commands (/stats, 未交, …) never touch that state, so they skip its two KV round trips.
+            if self.router.find_command(text_of(msg)) is not None:
                 result = await self._handle(msg)
+            else:
+                async with self._lock(f"conv:{msg.platform.value}:{msg.conversation_id}:{msg.sender_id}"):
+                    result = await self._handle(msg)
         except STORAGE_ERRORS as exc:
             await self._release(claim_key)
             log_event(inbound_log, "storage_unavailable", logging.ERROR, message_id=msg.message_id, error=str(exc))
@@ -166,7 +175,7 @@ class InboundPipeline:
             services=services,
             router=self.router,
             now=services.now(),
-            text=strip_mention(msg.text) if msg.is_group else msg.text.strip(),
+            text=text_of(msg),
         )
         await self._route(ctx)
         log_event(
