@@ -75,26 +75,31 @@ def full_page_screenshot(browser: Any, path: Path) -> None:
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
-def drive(chromium: str, chromedriver: str, base: str, campaign_id: int, work: Path) -> dict[str, Any]:
-    """The browser session (blocking; run in a thread so the bot's event loop keeps serving)."""
+def start_chrome(chromium: str, chromedriver: str, work: Path, prefs: dict[str, Any] | None = None) -> Any:
+    """A headless Chromium (Debian's) with a profile under ``work``; the caller quits it."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in (*CHROME_ARGS, f"--user-data-dir={work / 'profile'}"):
+        options.add_argument(arg)
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
+    return webdriver.Chrome(service=Service(chromedriver), options=options)
+
+
+def drive(chromium: str, chromedriver: str, base: str, campaign_id: int, work: Path) -> dict[str, Any]:
+    """The browser session (blocking; run in a thread so the bot's event loop keeps serving)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     downloads = work / "downloads"
     downloads.mkdir()
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in (*CHROME_ARGS, f"--user-data-dir={work / 'profile'}"):
-        options.add_argument(arg)
-    options.add_experimental_option(
-        "prefs",
-        {"download.default_directory": str(downloads), "download.prompt_for_download": False,
-         "safebrowsing.enabled": False},
-    )  # fmt: skip
-    browser = webdriver.Chrome(service=Service(chromedriver), options=options)
+    prefs = {"download.default_directory": str(downloads), "download.prompt_for_download": False,
+             "safebrowsing.enabled": False}  # fmt: skip
+    browser = start_chrome(chromium, chromedriver, work, prefs)
     out: dict[str, Any] = {}
     try:
         browser.set_page_load_timeout(15)

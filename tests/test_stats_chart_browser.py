@@ -12,22 +12,16 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import BotApp
 from bot.clock import FakeClock
-from tests.test_dashboard_browser import ARTIFACTS, CHROME_ARGS, browser_or_skip, full_page_screenshot
+from tests.test_dashboard_browser import ARTIFACTS, browser_or_skip, full_page_screenshot, start_chrome
 
 pytestmark = pytest.mark.slow
 
 
 def drive(chromium: str, chromedriver: str, base: str, work: Path) -> dict[str, Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in (*CHROME_ARGS, f"--user-data-dir={work / 'profile'}"):
-        options.add_argument(arg)
-    browser = webdriver.Chrome(service=Service(chromedriver), options=options)
+    browser = start_chrome(chromium, chromedriver, work)
     wait = WebDriverWait(browser, 15)
     loaded = "return [...document.querySelectorAll('#log img.chart')].map(i => [i.naturalWidth, i.closest('.bubble').innerText])"
     try:
