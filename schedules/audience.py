@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import orgs as org_repo
-from bot.db.campaigns import respondent_ids
 from bot.db.members import members_of, on_leave
-from bot.db.tables import Campaign, Member, NudgeLog, Org
+from bot.db.tables import Campaign, Member, NudgeLog, Org, Response
 from schedules.models import ScheduleSpec
 
 
@@ -25,18 +24,27 @@ async def target_orgs(session: AsyncSession, spec: ScheduleSpec) -> list[Org]:
     return await org_repo.branches(session, scope)
 
 
+async def _audience_orgs(session: AsyncSession, campaign: Campaign) -> list[int]:
+    org = await org_repo.get_org(session, campaign.org_id)
+    return await org_repo.subtree_ids(session, org) if org.kind != "branch" else [org.id]
+
+
 async def audience_of(session: AsyncSession, campaign: Campaign) -> list[Member]:
     roles = campaign.audience.get("roles") or []
     categories = campaign.audience.get("categories") or []
-    org = await org_repo.get_org(session, campaign.org_id)
-    ids = await org_repo.subtree_ids(session, org) if org.kind != "branch" else [org.id]
-    return await members_of(session, ids, roles=roles, categories=categories)
+    return await members_of(session, await _audience_orgs(session, campaign), roles=roles, categories=categories)
 
 
 async def missing_members(session: AsyncSession, campaign: Campaign, day: dt.date) -> list[Member]:
-    """Audience members with no answer, leaving out those on leave that day."""
-    answered = await respondent_ids(session, campaign.id)
-    return [m for m in await audience_of(session, campaign) if m.id not in answered and not on_leave(m, day)]
+    """Audience members with no answer, leaving out those on leave that day (the answers are left out
+    in SQL, so a reminder reads only the members it will nudge)."""
+    roles = campaign.audience.get("roles") or []
+    categories = campaign.audience.get("categories") or []
+    answered = exists().where(Response.campaign_id == campaign.id, Response.member_id == Member.id)
+    members = await members_of(
+        session, await _audience_orgs(session, campaign), roles=roles, categories=categories, where=~answered
+    )
+    return [m for m in members if not on_leave(m, day)]
 
 
 async def nudge_counts(session: AsyncSession, member_ids: Sequence[int], since: dt.datetime) -> dict[int, int]:

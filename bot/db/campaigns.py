@@ -177,11 +177,6 @@ async def answered_campaign_ids(session: AsyncSession, member_id: int, campaign_
     return {int(c) for (c,) in (await session.execute(stmt)).all()}
 
 
-async def respondent_ids(session: AsyncSession, campaign_id: int) -> set[int]:
-    rows = await session.execute(select(Response.member_id).where(Response.campaign_id == campaign_id))
-    return {r for (r,) in rows.all()}
-
-
 async def latest_campaign(session: AsyncSession, org_id: int, form_key: str, now: dt.datetime) -> Campaign | None:
     stmt = (
         select(Campaign)

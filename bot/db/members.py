@@ -69,8 +69,11 @@ async def members_of(
     org_ids: Sequence[int],
     roles: Sequence[str] = (),
     categories: Sequence[str] = (),
+    where: ColumnElement[bool] | None = None,
 ) -> list[Member]:
     stmt = select(Member).where(Member.org_id.in_(list(org_ids)), Member.active.is_(True)).order_by(Member.id)
+    if where is not None:
+        stmt = stmt.where(where)
     if categories:
         stmt = stmt.where(Member.category.in_(list(categories)))
     members = list((await session.execute(stmt)).scalars().all())
