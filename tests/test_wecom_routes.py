@@ -188,8 +188,10 @@ async def test_ack_does_not_wait_for_the_core(make_bot: MakeBot) -> None:
 
     await bot.adapter.start(slow_sink)
     started = time.monotonic()
-    attempts = await bot.app_driver(timeout=1.0).send_text("lisi", "请假 出差")
-    assert [a.status for a in attempts] == [200] and time.monotonic() - started < 1.0
+    # The sink never finishes before release: any 200 proves the ack did not wait for it. The generous
+    # client timeout only keeps a busy CI machine from turning a slow 200 into a retry.
+    attempts = await bot.app_driver(timeout=5.0).send_text("lisi", "请假 出差")
+    assert [a.status for a in attempts] == [200] and time.monotonic() - started < 5.0
     release.set()
     assert [m.text for m in await bot.settled()] == ["请假 出差"]
 
