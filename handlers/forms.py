@@ -80,7 +80,7 @@ class Turn:
     def proxy(self) -> bool:
         return self.member.id != self.actor.id
 
-    read: Reads = field(default_factory=lambda: Reads())
+    read: Reads = field(default_factory=Reads)
 
     def fresh(self) -> Turn:
         """The same sender, answering for themselves again (after a proxy session)."""

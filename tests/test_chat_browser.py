@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import BotApp
 from bot.clock import FakeClock
-from tests.test_dashboard_browser import ARTIFACTS, browser_or_skip, full_page_screenshot, start_chrome
+from tests.test_dashboard_browser import (
+    ARTIFACTS,
+    browser_or_skip,
+    full_page_screenshot,
+    served_chat,
+    start_chrome,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -92,16 +96,9 @@ def drive(chromium: str, chromedriver: str, base: str, work: Path) -> dict[str, 
 
 async def test_local_chat_walkthrough_in_chromium(settings_factory: Any, clock: FakeClock, tmp_path: Path) -> None:
     chromium, chromedriver = browser_or_skip()
-    settings = await settings_factory(**{"outbox.poll_seconds": 0.2})
-    app = BotApp(settings, clock, scheduler=False, background_dispatch=True)
-    client = TestClient(TestServer(await app.start()))
-    await client.start_server()
-    try:
+    async with served_chat(settings_factory, clock) as client:
         base = str(client.make_url("")).rstrip("/")
         result = await asyncio.to_thread(drive, chromium, chromedriver, base, tmp_path)
-    finally:
-        await client.close()
-        await app.stop()
     assert any("已登记" in b and "详情已私信" in b for b in result["group_after_member"])
     assert any("50.00元" in b for b in result["member_dm"])
     stats = next(b for b in result["group_after_stats"] if "已填报 1/8" in b)

@@ -14,11 +14,15 @@ import base64
 import os
 import shutil
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from bot.app import BotApp
 from bot.clock import FakeClock
 from tests.conftest import stop_bot
 from tests.test_dashboard import (
@@ -73,6 +77,20 @@ def full_page_screenshot(browser: Any, path: Path) -> None:
     clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
     shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
     path.write_bytes(base64.b64decode(shot["data"]))
+
+
+@asynccontextmanager
+async def served_chat(settings_factory: Any, clock: FakeClock) -> AsyncIterator[TestClient]:
+    """The bot on a real loopback port with its background dispatcher (the chat page polls for replies)."""
+    settings = await settings_factory(**{"outbox.poll_seconds": 0.2})
+    app = BotApp(settings, clock, scheduler=False, background_dispatch=True)
+    client = TestClient(TestServer(await app.start()))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+        await app.stop()
 
 
 def start_chrome(chromium: str, chromedriver: str, work: Path, prefs: dict[str, Any] | None = None) -> Any:

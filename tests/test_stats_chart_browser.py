@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import BotApp
 from bot.clock import FakeClock
-from tests.test_dashboard_browser import ARTIFACTS, browser_or_skip, full_page_screenshot, start_chrome
+from tests.test_dashboard_browser import (
+    ARTIFACTS,
+    browser_or_skip,
+    full_page_screenshot,
+    served_chat,
+    start_chrome,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,18 +49,11 @@ def drive(chromium: str, chromedriver: str, base: str, work: Path) -> dict[str, 
 
 async def test_chat_page_shows_the_stats_chart(settings_factory: Any, clock: FakeClock, tmp_path: Path) -> None:
     chromium, chromedriver = browser_or_skip()
-    settings = await settings_factory(**{"outbox.poll_seconds": 0.2})
-    app = BotApp(settings, clock, scheduler=False, background_dispatch=True)
-    client = TestClient(TestServer(await app.start()))
-    await client.start_server()
-    try:
+    async with served_chat(settings_factory, clock) as client:
         pay = {"conversation_id": "group:第一党支部", "sender_id": "13800000003", "text": "党费 50"}  # 张三
         assert (await client.post("/api/local/messages", json=pay)).status == 200
         base = str(client.make_url("")).rstrip("/")
         result = await asyncio.to_thread(drive, chromium, chromedriver, base, tmp_path)
-    finally:
-        await client.close()
-        await app.stop()
     [(width, caption)] = result["images"]
     assert width == 720 and caption.strip() == ""  # the picture alone, the "[图片] name" mark hidden
     assert any("附图：各支部完成率" in b for b in result["bubbles"])

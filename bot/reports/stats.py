@@ -180,8 +180,11 @@ async def campaign_summaries(
     """Figures for many campaigns (e.g. one per branch), best rate first; member names only when asked.
 
     ``org_names``: the branches' names when the caller has them already (saves a query)."""
-    rolls = {c.id: await branch_roll(session, c, day) for c in campaigns} if with_names else {}
-    counts = {i: r.counts for i, r in rolls.items()} or await campaign_counts(session, campaigns, day)
+    if with_names:  # one branch's roll: the names and the counts from one query each campaign
+        rolls = {c.id: await branch_roll(session, c, day) for c in campaigns}
+        counts = {i: r.counts for i, r in rolls.items()}
+    else:
+        rolls, counts = {}, await campaign_counts(session, campaigns, day)
     org_ids = sorted({c.org_id for c in campaigns})
     names: dict[int, str] = dict(org_names or {})
     unnamed = [i for i in org_ids if i not in names]
