@@ -51,7 +51,10 @@ from bench.services import free_port
 from bot.app import BotApp
 from bot.clock import SHANGHAI, FakeClock
 from bot.config import load_settings
-from bot.db.tables import UTCDateTime
+from bot.context import HandlerContext
+from bot.db.members import find_by_platform_id
+from bot.db.tables import Org, UTCDateTime
+from bot.message import ConversationKind, IncomingMessage, Platform
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/7"
 NOW = dt.datetime(2026, 12, 10, 10, 0, tzinfo=SHANGHAI)  # December's dues collection is open
@@ -178,6 +181,7 @@ class Timings:
     raw: list[float] = field(default_factory=list)
     xlsx: list[float] = field(default_factory=list)
     ledger: list[float] = field(default_factory=list)
+    handler: list[float] = field(default_factory=list)  # the command's own work, in-process (see Harness)
     bot_figures: dict[str, int] = field(default_factory=dict)
     raw_figures: dict[str, int] = field(default_factory=dict)
     file_figures: dict[str, int] = field(default_factory=dict)  # export: read back from the XLSX file
@@ -225,6 +229,32 @@ class Harness:
             report_handlers.save_ledger, report_handlers.build_ledger = save, build
 
         return undo
+
+    async def handler_time(self, sender: str, text_: str) -> float:
+        """The command's own work, as the pipeline runs it but without the message's storage: a session
+        (connection checkout) and ``router.dispatch`` (scope check, the report's queries, the reply
+        text). The sender's member row (and branch) is looked up beforehand, as the pipeline does for
+        every message;
+        the transaction is rolled back (the outbox row is not written)."""
+        app = self.app
+        async with app.sessions() as session:
+            member = await find_by_platform_id(session, Platform.LOCAL, sender)
+            assert member is not None
+            branch = await session.get(Org, member.org_id)  # loaded with the member, as in the pipeline
+        msg = IncomingMessage(platform=Platform.LOCAL, conversation_id=f"dm:{sender}",
+                              conversation_kind=ConversationKind.DIRECT, sender_id=sender, text=text_,
+                              message_id=uuid.uuid4().hex, received_at=app.clock.now(), is_to_me=True)
+        began = time.perf_counter()
+        async with app.sessions() as session, session.begin():
+            session.info.setdefault("kept", []).append(await session.merge(branch, load=False))
+            ctx = HandlerContext(msg=msg, member=await session.merge(member, load=False), session=session,
+                                 services=app.services, router=app.router, now=app.clock.now(), text=text_)
+            await app.router.dispatch(ctx)
+            elapsed = time.perf_counter() - began
+            await session.rollback()
+        if not ctx.replies:
+            raise RuntimeError(f"{text_!r} gave no reply in-process")
+        return elapsed
 
     async def say(self, sender: str, text_: str) -> tuple[float, list[str]]:
         body = {"conversation_id": f"dm:{sender}", "sender_id": sender, "text": text_, "message_id": uuid.uuid4().hex}
@@ -298,10 +328,13 @@ def xlsx_figures(path: Path) -> dict[str, int]:
 async def measure(
     label: str, repeat: int, bot_op: Callable[[], Awaitable[tuple[float, dict[str, int]]]],
     raw_op: Callable[[], Awaitable[dict[str, int]]], h: Harness, profile_dir: Path | None,
+    handler_op: Callable[[], Awaitable[float]] | None = None,
 ) -> Timings:
     t = Timings()
     await bot_op()  # warm-up (plans, caches)
     await raw_op()
+    if handler_op is not None:
+        await handler_op()
     if profile_dir is not None:
         await profile(label, bot_op, profile_dir)
     for _ in range(repeat):
@@ -312,6 +345,8 @@ async def measure(
         began = time.perf_counter()
         t.raw_figures = await raw_op()
         t.raw.append(time.perf_counter() - began)
+        if handler_op is not None:
+            t.handler.append(await handler_op())
     return t
 
 
@@ -360,10 +395,15 @@ def render(rows: list[tuple[str, Timings]], floor: list[float], gen: Generated, 
         else:
             ok = "ok" if bot / raw <= GOAL_RATIO else "MISSED"
             out.append(f"{label:<52}{bot:>10.1f}{raw:>12.1f}{bot / raw:>8.2f}  {ok}")
-            if ok != "ok":
-                rest = bot - _ms(floor)
-                out.append(f"{'  minus the pipeline floor (below)':<52}{rest:>10.1f}{raw:>12.1f}{rest / raw:>8.2f}")
+            if t.handler:
+                own = _ms(t.handler)
+                mark = "ok" if own / raw <= GOAL_RATIO else "MISSED"
+                out.append(f"{'  the command itself (handler, in-process)':<52}{own:>10.1f}{raw:>12.1f}{own / raw:>8.2f}  {mark}")
     out.append(f"{'(pipeline floor: /help, no report query)':<52}{_ms(floor):>10.1f}")
+    out.append("")
+    out.append("HTTP = the whole chat round trip: dedup claim, member lookup, inbound log, the command, the reply in")
+    out.append("the outbox, commit. The command itself = a session and the handler (scope check, its queries, the")
+    out.append("reply text) for the same sender and text, in-process: what the raw SQL stands in for.")
     out.append("")
     for label, t in rows:
         shown = ", ".join(f"{k} {v:,}" for k, v in t.bot_figures.items())
@@ -414,19 +454,20 @@ async def run(args: argparse.Namespace) -> int:
                     seconds, replies = await h.say(admin, "/export 党费 2026")
                     return seconds, _export_figures(h, replies)
 
-                ops: list[tuple[str, int, Any, Any]] = [
-                    ("/stats (admin, 800 branches)", args.repeat, stats, lambda: raw_stats(app.engine, gen)),
+                ops: list[tuple[str, int, Any, Any, Any]] = [
+                    ("/stats (admin, 800 branches)", args.repeat, stats, lambda: raw_stats(app.engine, gen),
+                     lambda: h.handler_time(admin, "/stats")),
                     ("/missing (secretary, 1 branch)", args.repeat, missing,
-                     lambda: raw_missing(app.engine, gen, org_id)),
+                     lambda: raw_missing(app.engine, gen, org_id), lambda: h.handler_time(secretary, "/missing")),
                     ("/export 党费 2026 (admin, 800 branches, XLSX)", args.export_repeat, export,
-                     lambda: raw_export(app.engine, gen)),
+                     lambda: raw_export(app.engine, gen), None),
                 ]
-                for label, repeat, bot_op, raw_op in ops:
+                for label, repeat, bot_op, raw_op, handler_op in ops:
                     if args.only and not any(word in label for word in args.only.split(",")):
                         continue
                     print(f"timing {label} ...", flush=True)
                     h.last_xlsx_s = h.last_ledger_s = 0.0
-                    timings = await measure(label, repeat, bot_op, raw_op, h, args.profile)
+                    timings = await measure(label, repeat, bot_op, raw_op, h, args.profile, handler_op)
                     if bot_op is export and h.last_path is not None:
                         timings.file_figures = await asyncio.to_thread(xlsx_figures, h.last_path)
                     results.append((label, timings))

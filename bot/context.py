@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from bot.routing import Command, Router
     from bot.services import Services
 
+# Run once the handling transaction has committed (and never if it is rolled back).
+AfterCommit = Callable[[], Awaitable[None]]
+
 
 @dataclass
 class HandlerContext:
@@ -33,6 +37,7 @@ class HandlerContext:
     args: str = ""
     command: Command | None = None
     replies: list[OutgoingMessage] = field(default_factory=list)
+    after_commit: list[AfterCommit] = field(default_factory=list)
 
     @property
     def in_group(self) -> bool:

@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.context import HandlerContext
+from bot.context import AfterCommit, HandlerContext
 from bot.db import journal
 from bot.db.members import find_by_platform_id
 from bot.db.outbox import enqueue
@@ -158,16 +158,17 @@ class InboundPipeline:
 
     async def _handle_once(self, msg: IncomingMessage) -> InboundResult:
         async with self.services.sessions() as session, session.begin():
-            return await self._handle_in(session, msg)
+            handled = await self._handle_in(session, msg)
+        await run_after_commit(handled.after_commit)
+        return handled.result
 
-    async def _handle_in(self, session: AsyncSession, msg: IncomingMessage) -> InboundResult:
-        """One message inside an open transaction (its own, or a savepoint of a group commit)."""
+    async def _handle_in(self, session: AsyncSession, msg: IncomingMessage) -> Handled:
+        """One message inside an open transaction (its own, or a group commit's)."""
         services = self.services
         member = await find_by_platform_id(session, msg.platform, msg.sender_id)
-        journal.log_inbound(session, msg, member.id if member else None)
         # Written first: the unique (platform, message_id) is the dedup check, so a replay that got past
         # the KV claim fails here (IntegrityError → _handle) before any handler work.
-        await session.flush()
+        await journal.log_inbound(session, msg, member.id if member else None)
         ctx = HandlerContext(
             msg=msg,
             member=member,
@@ -186,7 +187,7 @@ class InboundPipeline:
             member_id=member.id if member else None,
             replies=len(ctx.replies),
         )
-        return InboundResult(replies=tuple(ctx.replies))
+        return Handled(InboundResult(replies=tuple(ctx.replies)), ctx.after_commit)
 
     async def _route(self, ctx: HandlerContext) -> None:
         if not ctx.text:
@@ -216,23 +217,42 @@ class InboundPipeline:
         async with services.sessions() as session, session.begin():
             if await journal.seen_inbound(session, msg):
                 return InboundResult(duplicate=True)
-            journal.log_inbound(session, msg, None)
+            await journal.log_inbound(session, msg, None)
             enqueue(session, out, services.now(), reason="error")
         return InboundResult(replies=(out,))
 
 
-Handle = Callable[[AsyncSession, IncomingMessage], Awaitable[InboundResult]]
+@dataclasses.dataclass(frozen=True, slots=True)
+class Handled:
+    """A message handled inside a transaction, and what may happen only once that transaction commits."""
+
+    result: InboundResult
+    after_commit: list[AfterCommit]
+
+
+async def run_after_commit(actions: list[AfterCommit]) -> None:
+    """Post-commit effects (dialogue state in the KV): best effort, the answer is stored already."""
+    for action in actions:
+        try:
+            await action()
+        except Exception:
+            log_event(inbound_log, "after_commit_failed", logging.WARNING, exc_info=True)
+
+
+Handle = Callable[[AsyncSession, IncomingMessage], Awaitable[Handled]]
 
 
 class GroupCommit:
     """Messages that arrive while a transaction is running are handled together in the next one.
 
     One transaction (one commit, one connection checkout, one SQLite write lock) per group instead of
-    per message; each message runs in its own savepoint, so one failing message never sinks the others.
-    A message that fails inside the group (unique-key race, handler error, data error) is answered
-    ``None`` and handled alone afterwards by the caller's full error path; if the group's transaction
-    itself fails (storage trouble) every message of it is. Under light load a group is one message, and
-    then no savepoint is used.
+    per message. No savepoints (two more round trips and most of the ORM's per-message bookkeeping):
+    if any message of the group fails (unique-key race, handler error, data error, storage trouble) the
+    whole transaction is rolled back and every message of it is answered ``None``, to be handled alone
+    by the caller's full error path. Handlers write nothing outside the transaction before it commits
+    (dialogue state goes to the KV only after the commit, ``HandlerContext.after_commit``), so handling
+    a message again after a void group starts from the same state. Under light load a group is one
+    message.
 
     Each message still holds its conversation lock (taken by the pipeline before submitting), so two
     messages of one conversation are never in flight at once: the second waits for the first's commit.
@@ -253,7 +273,9 @@ class GroupCommit:
     async def submit(self, msg: IncomingMessage) -> InboundResult | None:
         future: asyncio.Future[InboundResult | None] = asyncio.get_running_loop().create_future()
         self._queue.append((msg, future))
-        if len(self._drainers) < self._parallel:
+        # A drainer that has finished may still be in the set (its done-callback runs on a later loop
+        # turn): it no longer drains, so it does not count.
+        if sum(not d.done() for d in self._drainers) < self._parallel:
             drainer = asyncio.create_task(self._drain(), name="inbound-group-commit")
             self._drainers.add(drainer)
             drainer.add_done_callback(self._drainers.discard)
@@ -272,41 +294,26 @@ class GroupCommit:
             raise
 
     async def _run(self, group: list[tuple[IncomingMessage, asyncio.Future[InboundResult | None]]]) -> None:
-        results: list[InboundResult | None] = [None] * len(group)
+        handled: list[Handled] = []
         try:
             async with self._sessions() as session, session.begin():
-                if len(group) == 1:
-                    results[0] = await self._handle(session, group[0][0])
-                else:
-                    for i, (msg, _) in enumerate(group):
-                        results[i] = await self._in_savepoint(session, msg)
+                for msg, _ in group:
+                    handled.append(await self._handle(session, msg))
         except BaseException as exc:
-            results = [None] * len(group)  # nothing of this group was stored: each one goes alone
+            handled = []  # nothing of this group was stored: each one goes alone
             if not isinstance(exc, Exception):
                 raise
         else:
             self._metrics.inc("dangjian_inbound_commits_total")
-            self._metrics.inc("dangjian_inbound_committed_messages_total", sum(r is not None for r in results))
+            self._metrics.inc("dangjian_inbound_committed_messages_total", len(handled))
+            for h in handled:
+                await run_after_commit(h.after_commit)
         finally:
+            results = [h.result for h in handled] if handled else [None] * len(group)
             self._metrics.inc("dangjian_inbound_alone_total", sum(r is None for r in results))
             for (_, future), result in zip(group, results, strict=True):
                 if not future.done():
                     future.set_result(result)
-
-    async def _in_savepoint(self, session: AsyncSession, msg: IncomingMessage) -> InboundResult | None:
-        try:
-            async with session.begin_nested():
-                return await self._handle(session, msg)
-        except (IntegrityError, DataError):
-            return None  # rolled back to the savepoint; the caller sorts out duplicates and bad data alone
-        except DBAPIError as exc:
-            if unstorable(exc):
-                return None
-            raise  # the connection or the database: the whole group is void
-        except STORAGE_ERRORS:
-            raise
-        except Exception:
-            return None  # a handler error: the caller logs it and answers politely, alone
 
 
 class _TolerantLock:

@@ -32,9 +32,11 @@ from bot.reports.periods import ReportPeriod, current_period, looks_like_period,
 from bot.reports.scope import MEMBER_REFUSAL, ReportScope, ScopedOrgs, may_manage, scoped_branches
 from bot.reports.stats import (
     RECENT_LIMIT,
+    CampaignSummary,
     campaign_summaries,
     current_form,
     current_form_of,
+    current_roll,
     latest_campaigns,
     recent_campaigns,
 )
@@ -179,6 +181,20 @@ async def missing(ctx: HandlerContext) -> None:
         return
     args, scoped = request.args, request.scoped
     org_ids = [b.id for b in scoped.branches]
+    if len(org_ids) == 1 and args.form is None and args.period is None:
+        # A secretary's everyday 未交: the collection and its roll in one query.
+        default = _form_or_default(ctx, None)
+        found = await current_roll(ctx.session, org_ids[0], ctx.now, local_today(ctx), default.key)
+        if found is None:
+            ctx.reply(f"暂无“{default.name}”的收集记录。可以发送“发起 {default.name}”开始一次收集。")
+            return
+        campaign, roll = found
+        c = roll.counts
+        ctx.reply(roll_text(CampaignSummary(
+            campaign, scoped.branches[0].name, c.total, c.answered, c.amount_fen, c.late, c.flagged,
+            roll.missing, roll.on_leave,
+        )))  # fmt: skip
+        return
     form, campaigns = await form_and_campaigns(ctx, org_ids, args)
     if not campaigns:
         ctx.reply(f"暂无“{form.name}”的收集记录。可以发送“发起 {form.name}”开始一次收集。")
@@ -186,16 +202,7 @@ async def missing(ctx: HandlerContext) -> None:
     names = {b.id: b.name for b in scoped.branches}
     summaries = await campaign_summaries(ctx.session, campaigns, local_today(ctx), with_names=True, org_names=names)
     if len(summaries) == 1:
-        s = summaries[0]
-        if not s.missing:
-            lines = [f"【{s.campaign.title}】{s.org_name}已全部填报 ✔（{s.answered}/{s.total}）"]
-        else:
-            lines = [f"【{s.campaign.title}】{s.org_name}尚未填报 {len(s.missing)}/{s.total} 人：{names_text(s.missing)}"]
-        if s.on_leave:
-            lines.append("请假中（不计入）：" + names_text(s.on_leave))
-        if s.missing:
-            lines.append(f"截止时间：{format_zh(s.campaign.deadline_at)}。发送“提醒”可以提醒他们。")
-        ctx.reply("\n".join(lines))
+        ctx.reply(roll_text(summaries[0]))
         return
     behind = [s for s in summaries if s.missing]
     lines = [f"【{form.name}】各支部未填报名单（{len(behind)}/{len(summaries)}个支部未完成）"]
@@ -204,6 +211,19 @@ async def missing(ctx: HandlerContext) -> None:
     if not behind:
         lines.append("全部支部均已完成 ✔")
     ctx.reply("\n".join(lines))
+
+
+def roll_text(s: CampaignSummary) -> str:
+    """One branch's 未交 answer: who has not answered, who is on leave, the deadline."""
+    if not s.missing:
+        lines = [f"【{s.campaign.title}】{s.org_name}已全部填报 ✔（{s.answered}/{s.total}）"]
+    else:
+        lines = [f"【{s.campaign.title}】{s.org_name}尚未填报 {len(s.missing)}/{s.total} 人：{names_text(s.missing)}"]
+    if s.on_leave:
+        lines.append("请假中（不计入）：" + names_text(s.on_leave))
+    if s.missing:
+        lines.append(f"截止时间：{format_zh(s.campaign.deadline_at)}。发送“提醒”可以提醒他们。")
+    return "\n".join(lines)
 
 
 # ---- /remind ------------------------------------------------------------------------------------

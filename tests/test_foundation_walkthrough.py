@@ -211,6 +211,22 @@ async def test_same_message_id_concurrently_is_stored_once(bot: Running) -> None
     assert await scalar(bot, stmt) == 1
 
 
+async def test_retry_after_the_line_was_stored_but_not_handled_is_handled(bot: Running) -> None:
+    """A 503 can come after the transcript line was written (the database failed in the handling): the
+    client's retry with the same id must then be handled, not taken for a duplicate by the transcript."""
+    from bot.local_chat import DatabaseLocalBackend
+
+    stored = await DatabaseLocalBackend(bot.app.services).append_member_line(
+        dm(ZHANG_SAN), ZHANG_SAN, "党费 50", "retry-1"
+    )
+    assert stored
+    again = await bot.say(dm(ZHANG_SAN), ZHANG_SAN, "党费 50", message_id="retry-1")
+    assert again["duplicate"] is False and again["replies"]
+    assert [(r.amount_fen, r.revision) for r in await responses_of(bot, ZHANG_SAN)] == [(5000, 1)]
+    stmt = select(func.count()).select_from(LocalChatLine).where(LocalChatLine.message_id == "retry-1")
+    assert await scalar(bot, stmt) == 1  # still one transcript line
+
+
 async def test_replayed_message_id_after_restart_is_still_a_duplicate(
     settings: Settings, clock: FakeClock
 ) -> None:

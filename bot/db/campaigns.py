@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.tables import Campaign, Member, Response, ResponseRevision
@@ -69,18 +70,27 @@ async def open_campaigns_with_answers(
     A campaign stays answerable after its deadline (answers are stored as late) for the period it covers;
     "open" here means opened and within 31 days after the deadline.
     """
-    stmt = (
+    params = {"member_id": member.id, "org_id": member.org_id, "now": now, "closed_after": now - dt.timedelta(days=31)}
+    rows = (await session.execute(_open_campaigns_statement(), params)).tuples().all()
+    return [(c, r) for c, r in rows if in_audience(c, member)]
+
+
+@cache
+def _open_campaigns_statement() -> Select[tuple[Campaign, Response]]:
+    """Built once with bind parameters: every answer runs it, and building it cost more than running it."""
+    return (
         select(Campaign, Response)
-        .outerjoin(Response, (Response.campaign_id == Campaign.id) & (Response.member_id == member.id))
+        .outerjoin(
+            Response,
+            (Response.campaign_id == Campaign.id) & (Response.member_id == bindparam("member_id", type_=Response.member_id.type)),
+        )
         .where(
-            Campaign.org_id == member.org_id,
-            Campaign.opened_at <= now,
-            Campaign.deadline_at >= now - dt.timedelta(days=31),
+            Campaign.org_id == bindparam("org_id", type_=Campaign.org_id.type),
+            Campaign.opened_at <= bindparam("now", type_=Campaign.opened_at.type),
+            Campaign.deadline_at >= bindparam("closed_after", type_=Campaign.deadline_at.type),
         )
         .order_by(Campaign.deadline_at.desc(), Campaign.id.desc())
     )
-    rows = (await session.execute(stmt)).tuples().all()
-    return [(c, r) for c, r in rows if in_audience(c, member)]
 
 
 class _Unknown:

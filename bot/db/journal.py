@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.tables import AuditEntry, InboundMessage, LocalChatLine
@@ -19,18 +19,23 @@ async def seen_inbound(session: AsyncSession, msg: IncomingMessage) -> bool:
     return (await session.execute(stmt)).first() is not None
 
 
-def log_inbound(session: AsyncSession, msg: IncomingMessage, member_id: int | None) -> None:
-    """Added to the handling transaction: the unique (platform, message_id) makes a replay fail the commit."""
-    session.add(
-        InboundMessage(
-            platform=msg.platform.value,
-            message_id=msg.message_id,
-            conversation_id=msg.conversation_id,
-            sender_id=msg.sender_id,
-            member_id=member_id,
-            text=msg.text[:4000],
-            received_at=msg.received_at,
-        )
+_INSERT_INBOUND = insert(InboundMessage)
+
+
+async def log_inbound(session: AsyncSession, msg: IncomingMessage, member_id: int | None) -> None:
+    """Written at once in the handling transaction: the unique (platform, message_id) makes a replay fail
+    here, before any handler work. A Core INSERT, not an ORM object: it is on every message's path."""
+    await session.execute(
+        _INSERT_INBOUND,
+        {
+            "platform": msg.platform.value,
+            "message_id": msg.message_id,
+            "conversation_id": msg.conversation_id,
+            "sender_id": msg.sender_id,
+            "member_id": member_id,
+            "text": msg.text[:4000],
+            "received_at": msg.received_at,
+        },
     )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from functools import cache
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.tables import Member
+from bot.db.tables import Member, Org
 from bot.message import Platform
 
 SECRETARY_ROLES = ("书记", "副书记")
@@ -36,14 +37,30 @@ def local_id(member: Member) -> str:
 async def find_by_platform_id(session: AsyncSession, platform: Platform, sender_id: str) -> Member | None:
     if not sender_id:
         return None
+    if platform is Platform.WECOM:
+        sender_id = sender_id.lower()
+    rows = (await session.execute(_by_platform_id(platform), {"sender_id": sender_id})).all()
+    if len(rows) != 1:
+        return None
+    member: Member = rows[0][0]
+    # The member's branch came along in the same query and sits in the session's identity map, so the
+    # handlers' ``session.get(Org, member.org_id)`` (scope checks, branch names) needs no round trip.
+    # The identity map holds objects weakly: the session keeps it.
+    session.info.setdefault("kept", []).append(rows[0][1])
+    return member
+
+
+@cache
+def _by_platform_id(platform: Platform) -> Select[tuple[Member, Org]]:
+    """Built once per platform with a bind parameter: every message runs it."""
+    sender = bindparam("sender_id", type_=Member.name.type)
     if platform is Platform.DINGTALK:
-        stmt = select(Member).where(Member.dingtalk_userid == sender_id)
+        match = Member.dingtalk_userid == sender
     elif platform is Platform.WECOM:
-        stmt = select(Member).where(Member.wecom_userid == sender_id.lower())
+        match = Member.wecom_userid == sender
     else:
-        stmt = select(Member).where((Member.mobile == sender_id) | ((Member.mobile.is_(None)) & (Member.name == sender_id)))
-    rows = (await session.execute(stmt.where(Member.active.is_(True)))).scalars().all()
-    return rows[0] if len(rows) == 1 else None
+        match = (Member.mobile == sender) | (Member.mobile.is_(None) & (Member.name == sender))
+    return select(Member, Org).join(Org, Org.id == Member.org_id).where(match, Member.active.is_(True))
 
 
 async def roster_names(session: AsyncSession, org_id: int) -> list[tuple[int, str]]:

@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -89,21 +89,31 @@ def session_key(msg: IncomingMessage) -> str:
 
 
 class FormSessionStore:
-    """One message's view of the dialogue state (the pipeline holds the conversation lock meanwhile)."""
+    """One message's view of the dialogue state (the pipeline holds the conversation lock meanwhile).
 
-    def __init__(self, kv: KV) -> None:
+    With ``after_commit`` (the pipeline's list), writes are kept here and reach the KV only once the
+    message's transaction has committed: a message handled again after a rolled-back group commit then
+    starts from the state it first saw, and a failed message leaves no half-advanced dialogue behind.
+    """
+
+    def __init__(self, kv: KV, after_commit: list[Callable[[], Awaitable[None]]] | None = None) -> None:
         self.kv = kv
         # Keys this message found empty and did not write since: clearing them needs no KV round trip.
         self._absent: set[str] = set()
+        self._after_commit = after_commit
+        self._pending: dict[str, str | None] = {}  # key → JSON to set, or None to delete
 
     # A KV outage (Redis down) must not fail the message: without the store, no dialogue state is kept,
     # one-line answers (``党费 50``) still work and a step-by-step dialogue starts afresh.
     async def load(self, msg: IncomingMessage) -> FormSession | None:
         key = session_key(msg)
-        try:
-            raw = await self.kv.get(key)
-        except StorageUnavailable:
-            return None
+        if key in self._pending:
+            raw = self._pending[key]
+        else:
+            try:
+                raw = await self.kv.get(key)
+            except StorageUnavailable:
+                return None
         if raw is None:
             self._absent.add(key)
             return None
@@ -115,17 +125,37 @@ class FormSessionStore:
 
     async def save(self, msg: IncomingMessage, state: FormSession, now: dt.datetime) -> None:
         state.touch(now)
-        self._absent.discard(session_key(msg))
-        with contextlib.suppress(StorageUnavailable):
-            await self.kv.set(session_key(msg), state.to_json(), KV_TTL_SECONDS)
+        key = session_key(msg)
+        self._absent.discard(key)
+        await self._write(key, state.to_json())
 
     async def clear(self, msg: IncomingMessage) -> None:
         key = session_key(msg)
         if key in self._absent:
             return
-        with contextlib.suppress(StorageUnavailable):
-            await self.kv.delete(key)
+        await self._write(key, None)
         self._absent.add(key)
+
+    async def _write(self, key: str, raw: str | None) -> None:
+        if self._after_commit is None:
+            await self._apply(key, raw)
+            return
+        if not self._pending:
+            self._after_commit.append(self.flush)
+        self._pending[key] = raw
+
+    async def flush(self) -> None:
+        """Apply the kept writes (called after the commit)."""
+        pending, self._pending = self._pending, {}
+        for key, raw in pending.items():
+            await self._apply(key, raw)
+
+    async def _apply(self, key: str, raw: str | None) -> None:
+        with contextlib.suppress(StorageUnavailable):
+            if raw is None:
+                await self.kv.delete(key)
+            else:
+                await self.kv.set(key, raw, KV_TTL_SECONDS)
 
 
 # --- pure rules for one step ---------------------------------------------------------------------

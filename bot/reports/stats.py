@@ -14,10 +14,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from bot.db.tables import Campaign, Member, Org, Response
 from bot.reports.periods import ReportPeriod
@@ -87,6 +91,42 @@ def period_filter(period: ReportPeriod) -> ColumnElement[bool]:
 def _audience_key(campaign: Campaign) -> tuple[tuple[str, ...], tuple[str, ...]]:
     audience = campaign.audience or {}
     return tuple(audience.get("roles") or ()), tuple(audience.get("categories") or ())
+
+
+def in_audience(audience: Mapping[str, Any] | None, roles: str, category: str) -> bool:
+    """``audience_filter`` for one member's columns (roles packed as ",书记,"), in Python."""
+    wanted_roles = list((audience or {}).get("roles") or [])
+    categories = list((audience or {}).get("categories") or [])
+    if wanted_roles and not any(f",{r}," in (roles or "") for r in wanted_roles):
+        return False
+    return not categories or category in categories
+
+
+class _AudienceListLength(FunctionElement[int]):
+    """Length of ``campaigns.audience[key]`` when it is a JSON array, else 0 (missing, null, a scalar)."""
+
+    type = Integer()
+    inherit_cache = True
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__()
+
+
+@compiles(_AudienceListLength, "postgresql")
+def _audience_length_pg(element: _AudienceListLength, compiler: SQLCompiler, **kw: Any) -> str:
+    item = f"campaigns.audience -> '{element.key}'"
+    return f"COALESCE(CASE WHEN json_typeof({item}) = 'array' THEN json_array_length({item}) END, 0)"
+
+
+@compiles(_AudienceListLength)
+def _audience_length_sqlite(element: _AudienceListLength, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"COALESCE(json_array_length(campaigns.audience, '$.{element.key}'), 0)"
+
+
+def whole_branch() -> ColumnElement[bool]:
+    """SQL: the campaign asks everyone (its audience names no roles and no categories)."""
+    return and_(_AudienceListLength("roles") == 0, _AudienceListLength("categories") == 0)
 
 
 # ---- queries ----------------------------------------------------------------------------------------
@@ -162,6 +202,69 @@ async def branch_roll(session: AsyncSession, campaign: Campaign, day: dt.date) -
         flagged += bool(was_flagged)
     counts = CampaignCounts(campaign.id, total, answered, amount, late, flagged, len(leave))
     return BranchRoll(counts, missing, leave)
+
+
+@cache
+def _current_roll_statement() -> Select[Any]:
+    """Built once with bind parameters: the everyday command should not pay for building it each time."""
+    org_id = bindparam("org_id", type_=Campaign.org_id.type)
+    now = bindparam("now", type_=Campaign.opened_at.type)
+    open_now = (
+        select(Campaign.form_key)
+        .where(Campaign.org_id == org_id, Campaign.opened_at <= now, Campaign.deadline_at >= now, whole_branch())
+        .order_by(Campaign.opened_at.desc(), Campaign.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    form = func.coalesce(open_now, bindparam("default_form", type_=Campaign.form_key.type))
+    newest = (
+        select(Campaign.id)
+        .where(Campaign.org_id == org_id, Campaign.opened_at <= now, Campaign.form_key == form)
+        .order_by(Campaign.opened_at.desc(), Campaign.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    on_leave = and_(Member.leave_until.is_not(None), Member.leave_until >= bindparam("day", type_=Member.leave_until.type))
+    return (
+        select(Campaign, Member.id, Member.name, Member.roles, Member.category, on_leave,
+               Response.id, Response.amount_fen, Response.late, Response.flagged)
+        .outerjoin(Member, (Member.org_id == Campaign.org_id) & Member.active.is_(True))
+        .outerjoin(Response, (Response.campaign_id == Campaign.id) & (Response.member_id == Member.id))
+        .where(Campaign.id == newest)
+        .order_by(Member.id)
+    )  # fmt: skip
+
+
+async def current_roll(
+    session: AsyncSession, org_id: int, now: dt.datetime, day: dt.date, default_form: str
+) -> tuple[Campaign, BranchRoll] | None:
+    """A branch's everyday ``未交``: which collection, and who has not answered it, in one query.
+
+    The collection is the newest one of the form being collected now (the newest whole-branch campaign
+    whose deadline is ahead, as ``current_form``), else of ``default_form``; ``None`` if there is none.
+    The campaign's audience narrows the members here, in Python (tens of rows)."""
+    params = {"org_id": org_id, "now": now, "day": day, "default_form": default_form}
+    rows = (await session.execute(_current_roll_statement(), params)).tuples().all()
+    if not rows:
+        return None
+    campaign = rows[0][0]
+    total = answered = amount = late = flagged = 0
+    missing: list[str] = []
+    leave: list[str] = []
+    for _, member_id, name, roles, category, away, response_id, amount_fen, was_late, was_flagged in rows:
+        if member_id is None or not in_audience(campaign.audience, roles, category):
+            continue
+        if response_id is None:
+            (leave if away else missing).append(name)
+            total += not away
+            continue
+        total += 1
+        answered += 1
+        amount += amount_fen or 0
+        late += bool(was_late)
+        flagged += bool(was_flagged)
+    counts = CampaignCounts(campaign.id, total, answered, amount, late, flagged, len(leave))
+    return campaign, BranchRoll(counts, missing, leave)
 
 
 async def campaign_summary(session: AsyncSession, campaign: Campaign, day: dt.date) -> CampaignSummary:

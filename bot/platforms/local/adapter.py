@@ -193,9 +193,9 @@ class LocalAdapter:
             is_to_me=True,
         )
         try:
-            fresh = await self.backend.append_member_line(conversation_id, sender_id, text[:4000], message_id)
-            if not fresh:
-                return web.json_response({"replies": [], "duplicate": True})
+            # The transcript keeps one line per message id; whether the message is handled is the bot's
+            # dedup, not the transcript's: a retry after a 503 (line stored, message not) is still handled.
+            await self.backend.append_member_line(conversation_id, sender_id, text[:4000], message_id)
             result = await self._sink(msg)
         except StorageUnavailable:
             return _error(503, "存储暂时不可用，请稍后重试 (storage unavailable)")
