@@ -12,7 +12,7 @@ the total (and listed separately), as the reminders do.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -187,10 +187,15 @@ async def branch_roll(session: AsyncSession, campaign: Campaign, day: dt.date) -
         .where(Member.org_id == campaign.org_id, audience_filter(campaign.audience or {}))
         .order_by(Member.id)
     )
+    return tally(campaign.id, (await session.execute(stmt)).tuples())
+
+
+def tally(campaign_id: int, rows: Iterable[tuple[str, bool, int | None, int | None, bool, bool]]) -> BranchRoll:
+    """Count an audience's rows (name, on leave, answer id, amount, late, flagged), in member order."""
     total = answered = amount = late = flagged = 0
     missing: list[str] = []
     leave: list[str] = []
-    for name, away, response_id, amount_fen, was_late, was_flagged in (await session.execute(stmt)).tuples():
+    for name, away, response_id, amount_fen, was_late, was_flagged in rows:
         if response_id is None:
             (leave if away else missing).append(name)
             total += not away
@@ -200,7 +205,7 @@ async def branch_roll(session: AsyncSession, campaign: Campaign, day: dt.date) -
         amount += amount_fen or 0
         late += bool(was_late)
         flagged += bool(was_flagged)
-    counts = CampaignCounts(campaign.id, total, answered, amount, late, flagged, len(leave))
+    counts = CampaignCounts(campaign_id, total, answered, amount, late, flagged, len(leave))
     return BranchRoll(counts, missing, leave)
 
 
@@ -248,23 +253,12 @@ async def current_roll(
     if not rows:
         return None
     campaign = rows[0][0]
-    total = answered = amount = late = flagged = 0
-    missing: list[str] = []
-    leave: list[str] = []
-    for _, member_id, name, roles, category, away, response_id, amount_fen, was_late, was_flagged in rows:
-        if member_id is None or not in_audience(campaign.audience, roles, category):
-            continue
-        if response_id is None:
-            (leave if away else missing).append(name)
-            total += not away
-            continue
-        total += 1
-        answered += 1
-        amount += amount_fen or 0
-        late += bool(was_late)
-        flagged += bool(was_flagged)
-    counts = CampaignCounts(campaign.id, total, answered, amount, late, flagged, len(leave))
-    return campaign, BranchRoll(counts, missing, leave)
+    audience = [
+        (name, away, response_id, amount_fen, was_late, was_flagged)
+        for _, member_id, name, roles, category, away, response_id, amount_fen, was_late, was_flagged in rows
+        if member_id is not None and in_audience(campaign.audience, roles, category)
+    ]
+    return campaign, tally(campaign.id, audience)
 
 
 async def campaign_summary(session: AsyncSession, campaign: Campaign, day: dt.date) -> CampaignSummary:
