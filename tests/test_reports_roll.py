@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import update
 
 from bot.clock import SHANGHAI
+from bot.db.campaigns import audience_admits
 from bot.db.tables import Campaign, Member
 from bot.reports.stats import (
     branch_roll,
     current_form_of,
     current_roll,
-    in_audience,
     recent_campaigns,
 )
 from tests.conftest import Running
@@ -111,9 +111,9 @@ async def test_no_collection_at_all(bot: Running) -> None:
     assert "暂无“党费”的收集记录" in reply["replies"][0]["text"]
 
 
-def test_in_audience_matches_the_sql_filter_rules() -> None:
-    assert in_audience(None, ",党员,", "在职")
-    assert in_audience({"roles": ["书记"]}, ",书记,委员,", "在职")
-    assert not in_audience({"roles": ["书记"]}, ",副书记,", "在职")  # whole role names, as the LIKE ',书记,'
-    assert not in_audience({"categories": ["离退休"]}, ",党员,", "在职")
-    assert in_audience({"roles": ["党员"], "categories": ["在职"]}, ",党员,", "在职")
+def test_audience_admits_matches_the_sql_filter_rules() -> None:
+    assert audience_admits(None, ",党员,", "在职")
+    assert audience_admits({"roles": ["书记"]}, ",书记,委员,", "在职")
+    assert not audience_admits({"roles": ["书记"]}, ",副书记,", "在职")  # whole role names, as the LIKE ',书记,'
+    assert not audience_admits({"categories": ["离退休"]}, ",党员,", "在职")
+    assert audience_admits({"roles": ["党员"], "categories": ["在职"]}, ",党员,", "在职")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -54,11 +54,17 @@ async def open_campaign(
 
 
 def in_audience(campaign: Campaign, member: Member) -> bool:
-    roles = campaign.audience.get("roles") or []
-    categories = campaign.audience.get("categories") or []
-    if roles and not any(r in member.role_list for r in roles):
+    return audience_admits(campaign.audience, member.roles, member.category)
+
+
+def audience_admits(audience: Mapping[str, Any] | None, roles: str, category: str) -> bool:
+    """A campaign's ``audience`` (roles / categories; none named = everyone) on one member's columns
+    (roles packed as ",书记,委员,"): the same rule as the reports' SQL filter."""
+    wanted_roles = list((audience or {}).get("roles") or [])
+    categories = list((audience or {}).get("categories") or [])
+    if wanted_roles and not any(f",{r}," in (roles or "") for r in wanted_roles):
         return False
-    return not (categories and member.category not in categories)
+    return not categories or category in categories
 
 
 async def open_campaigns_with_answers(

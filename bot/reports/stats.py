@@ -23,6 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from bot.db.campaigns import audience_admits
 from bot.db.tables import Campaign, Member, Org, Response
 from bot.reports.periods import ReportPeriod
 
@@ -91,15 +92,6 @@ def period_filter(period: ReportPeriod) -> ColumnElement[bool]:
 def _audience_key(campaign: Campaign) -> tuple[tuple[str, ...], tuple[str, ...]]:
     audience = campaign.audience or {}
     return tuple(audience.get("roles") or ()), tuple(audience.get("categories") or ())
-
-
-def in_audience(audience: Mapping[str, Any] | None, roles: str, category: str) -> bool:
-    """``audience_filter`` for one member's columns (roles packed as ",书记,"), in Python."""
-    wanted_roles = list((audience or {}).get("roles") or [])
-    categories = list((audience or {}).get("categories") or [])
-    if wanted_roles and not any(f",{r}," in (roles or "") for r in wanted_roles):
-        return False
-    return not categories or category in categories
 
 
 class _AudienceListLength(FunctionElement[int]):
@@ -256,7 +248,7 @@ async def current_roll(
     audience = [
         (name, away, response_id, amount_fen, was_late, was_flagged)
         for _, member_id, name, roles, category, away, response_id, amount_fen, was_late, was_flagged in rows
-        if member_id is not None and in_audience(campaign.audience, roles, category)
+        if member_id is not None and audience_admits(campaign.audience, roles, category)
     ]
     return campaign, tally(campaign.id, audience)
 
