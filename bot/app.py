@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 from typing import Any
 
@@ -68,6 +69,7 @@ class BotApp:
         self.run_scheduler = settings.scheduler.enabled if scheduler is None else scheduler
         self.background_dispatch = background_dispatch
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.worker: int | None = None  # index among `run --workers N`, None when serving alone
         self.engine = create_engine(settings.database_url, settings.database.echo)
         self.sessions = session_factory(self.engine)
         self.kv = build_kv(settings, self.clock)
@@ -252,6 +254,8 @@ class BotApp:
         status = "ok" if db_ok and kv_ok else ("degraded" if db_ok else "error")
         return {
             "status": status,
+            "instance": self.instance,
+            **({"worker": self.worker} if self.worker is not None else {}),
             "database": {"ok": db_ok, "backend": "sqlite" if self.settings.is_sqlite else "postgresql"},
             "kv": {"ok": kv_ok, "backend": "redis" if self.settings.redis.url else "memory"},
             "platforms": platforms,
@@ -273,18 +277,43 @@ class BotApp:
         log_event(app_log, "stopped", logging.INFO, instance=self.instance)
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
-    """Run until cancelled (Ctrl-C / SIGTERM)."""
-    bot = BotApp(settings)
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A worker whose supervisor died (even by SIGKILL) stops too, instead of serving on unsupervised."""
+    parent = os.getppid()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+        if os.getppid() != parent:
+            log_event(app_log, "supervisor_gone", logging.WARNING, parent=parent)
+            stop.set()
+
+
+async def serve(
+    settings: Settings, host: str, port: int, *, worker: int | None = None, scheduler: bool | None = None
+) -> None:
+    """Run until cancelled (Ctrl-C) or SIGTERM, then stop cleanly.
+
+    ``worker``: this process is one of ``dangjian run --workers N`` (bot/workers.py): its socket shares
+    the port with the others (``SO_REUSEPORT``)."""
+    bot = BotApp(settings, scheduler=scheduler)
+    bot.worker = worker
     app = await bot.start()
     runner = web.AppRunner(app, access_log=None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    watch = asyncio.create_task(_stop_when_orphaned(stop)) if worker is not None else None
     try:
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, reuse_port=worker is not None or None)
         await site.start()
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        print(f"党建助手已启动 dangjian-bot is running: http://{shown}:{port}/chat", flush=True)
-        await asyncio.Event().wait()
+        if worker in (None, 0):
+            print(f"党建助手已启动 dangjian-bot is running: http://{shown}:{port}/chat", flush=True)
+        await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
         await runner.cleanup()
         await bot.stop()

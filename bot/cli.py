@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host")
     run.add_argument("--port", type=int)
     run.add_argument("--data-dir")
+    run.add_argument("--workers", type=int, help="processes sharing the port (needs PostgreSQL + Redis)")
+    run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor
 
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -64,6 +66,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "server.host": getattr(args, "host", None),
         "server.port": getattr(args, "port", None),
         "data_dir": getattr(args, "data_dir", None),
+        "server.workers": getattr(args, "workers", None),
     }
     return load_settings(getattr(args, "config", None), overrides=overrides)
 
@@ -73,8 +76,25 @@ async def _cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     setup_logging(settings.log_level)
-    await serve(settings, settings.server.host, settings.server.port)
+    index = args.worker_index
+    await serve(settings, settings.server.host, settings.server.port,
+                worker=index, scheduler=None if index in (None, 0) else False)
     return EXIT_OK
+
+
+def _supervise(args: argparse.Namespace, settings: Settings) -> int:
+    """``run --workers N`` (N > 1): the workers are ``run`` processes; this one only watches them."""
+    from bot.workers import Supervisor, worker_argv
+
+    base: list[str] = []
+    for flag, value in (("--config", args.config), ("--host", settings.server.host),
+                        ("--port", settings.server.port), ("--data-dir", args.data_dir)):
+        if value is not None:
+            base += [flag, str(value)]
+    workers = settings.server.workers
+    supervisor = Supervisor(lambda i: worker_argv(base, workers, i), workers, settings.server.host,
+                            settings.server.port)
+    return supervisor.run()
 
 
 async def _cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -144,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = COMMANDS[_key(args)]
     try:
+        if args.command == "run" and args.worker_index is None and (settings := _settings(args)).server.workers > 1:
+            return _supervise(args, settings)
         return asyncio.run(command(args))
     except KeyboardInterrupt:
         return EXIT_OK

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
 
@@ -27,6 +27,7 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str = ""
     max_body_bytes: int = Field(default=65536, ge=1024)
+    workers: int = Field(default=1, ge=1, le=32)  # processes sharing the port (SO_REUSEPORT); >1 needs PG + Redis
 
 
 class DatabaseSettings(_Section):
@@ -129,6 +130,15 @@ class Settings(_Section):
         except Exception as exc:  # noqa: BLE001 - any lookup failure means a bad key
             raise ValueError(f"unknown timezone {value!r}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _workers_share_state(self) -> Settings:
+        # Several processes share one database and one KV: SQLite has a single writer and the in-process
+        # KV is not shared, so dedup, locks and counters would split between workers.
+        if self.server.workers > 1 and (self.is_sqlite or not self.redis.url):
+            raise ValueError("server.workers > 1 needs PostgreSQL (database.url) and Redis (redis.url); "
+                             "SQLite and the in-process KV serve one process")
+        return self
 
     @property
     def database_url(self) -> str:

@@ -36,6 +36,7 @@ def build_adapters(
             dingtalk = dingtalk.model_copy(update={"public_url": settings.server.public_url})
         dt_groups = [GroupWebhook.model_validate(g) for g in groups if g["platform"] == "dingtalk"]
         adapters[Platform.DINGTALK] = DingTalkAdapter(
-            dingtalk, dt_groups, services.kv, services.clock, http, alert, on_contact_event=on_contact_event
+            dingtalk, dt_groups, services.kv, services.clock, http, alert, on_contact_event=on_contact_event,
+            processes=settings.server.workers,  # `run --workers N`: the app's QPS is shared out
         )
     return adapters

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from bench.services import PrivatePostgres, PrivateRedis
 from bot.app import BotApp
 from bot.clock import SHANGHAI, FakeClock
 from bot.config import Settings, load_settings
@@ -141,3 +142,21 @@ async def bot(settings: Settings, clock: FakeClock) -> AsyncIterator[Running]:
         yield running
     finally:
         await stop_bot(running)
+
+
+@pytest.fixture
+def shared_backends() -> Any:
+    """PostgreSQL + Redis for several instances: the CI's when selected, else private ones.
+
+    SQLite is single-instance by design (README): two engines on one file queue on its write lock."""
+    if PG_URL:
+        yield {}
+        return
+    if (reason := PrivatePostgres.available() or PrivateRedis.available()):
+        pytest.skip(f"two instances need PostgreSQL + Redis: {reason}")
+    pg, redis = PrivatePostgres().init().start(), PrivateRedis().start()
+    try:
+        yield {"database.url": pg.url, "redis.url": redis.url}
+    finally:
+        redis.kill()
+        pg.destroy()

@@ -12,6 +12,7 @@ from bot.errors import PlatformAPIError
 from bot.kv.memory import MemoryKV
 from bot.message import OutgoingMessage, Platform, Recipient
 from bot.platforms.base import DeliveryStatus
+from bot.platforms.dingtalk.client import DOCUMENTED_QPS, process_rate
 from bot.platforms.dingtalk.errors import check_response
 from tests.fakes.dingtalk_server import FakeDingTalk, adapter_rig
 
@@ -161,3 +162,15 @@ def test_check_response_mapping() -> None:
             check_response(status, body)
         for attr, value in expected.items():
             assert getattr(info.value, attr) == value, (status, body, attr)
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3, 4, 8])
+def test_workers_share_the_app_qps_out(processes: int) -> None:
+    rate, burst = process_rate(18.0, processes)
+    # One second's worst case (every process's burst saved up, then its rate) stays within DingTalk's 20.
+    assert processes * (rate + burst) <= DOCUMENTED_QPS + 1e-9
+    assert rate > 0 and burst >= 1.0
+    if processes == 1:
+        assert (rate, burst) == (18.0, 2.0)  # alone: as configured
+    fast, _ = process_rate(1000.0, processes)  # against a fake server: the configured rate, shared out
+    assert fast == pytest.approx(1000.0 / processes, rel=0.01)

@@ -32,7 +32,7 @@ from bot.db.outbox import enqueue
 from bot.db.tables import InboundMessage, Member, OutboxMessage, Response
 from bot.message import OutgoingMessage, Platform, Recipient
 from bot.platforms.base import Delivery
-from tests.conftest import PG_URL, Running, start_bot, stop_bot
+from tests.conftest import Running, start_bot, stop_bot
 from tests.fakes.dingtalk_server import FakeDingTalk, signed_callback
 from tests.fakes.wecom_server import FakeUser, FakeWeCom, Fault
 
@@ -618,24 +618,6 @@ async def deliver_like_dingtalk(client: Any, body: dict[str, Any], clock: FakeCl
             return status
         await asyncio.sleep(0.2)
     return status
-
-
-@pytest.fixture
-def shared_backends() -> Any:
-    """PostgreSQL + Redis for several instances: the CI's when selected, else private ones.
-
-    SQLite is single-instance by design (README): two engines on one file queue on its write lock."""
-    if PG_URL:
-        yield {}
-        return
-    if (reason := PrivatePostgres.available() or PrivateRedis.available()):
-        pytest.skip(f"two instances need PostgreSQL + Redis: {reason}")
-    pg, redis = PrivatePostgres().init().start(), PrivateRedis().start()
-    try:
-        yield {"database.url": pg.url, "redis.url": redis.url}
-    finally:
-        redis.kill()
-        pg.destroy()
 
 
 @pytest.mark.slow

@@ -6,11 +6,12 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, bindparam, func, select
+from sqlalchemy import Select, Table, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.staged import stage
 from bot.db.tables import Campaign, Member, Response, ResponseRevision
 
 
@@ -112,6 +113,9 @@ class SavedResponse:
     created: bool  # False: an earlier answer was replaced (a new revision)
 
 
+_REVISIONS = cast(Table, ResponseRevision.__table__)
+
+
 async def save_response(
     session: AsyncSession,
     *,
@@ -163,11 +167,9 @@ async def save_response(
         response.updated_at = now
     if response.id is None:
         await session.flush()  # the new row's id, for its first revision
-    session.add(
-        ResponseRevision(
-            response_id=response.id, revision=response.revision, values=values, entered_by=entered_by.id, created_at=now
-        )
-    )
+    # Nothing reads a revision back in the transaction that writes it: staged, one INSERT per commit.
+    stage(session, _REVISIONS, {"response_id": response.id, "revision": response.revision, "values": values,
+                                "entered_by": entered_by.id, "created_at": now})
     return SavedResponse(response, created)
 
 

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.staged import stage
 from bot.db.tables import OutboxMessage
 from bot.message import OutgoingMessage
 
+_OUTBOX = cast(Table, OutboxMessage.__table__)
 
-def enqueue(session: AsyncSession, message: OutgoingMessage, now: dt.datetime, reason: str = "reply") -> OutboxMessage:
-    row = OutboxMessage(
-        platform=message.recipient.platform.value,
-        payload=message.to_json(),
-        status="pending",
-        attempts=0,
-        next_attempt_at=now,
-        reason=reason,
-        created_at=now,
-    )
-    session.add(row)
-    return row
+
+def enqueue(session: AsyncSession, message: OutgoingMessage, now: dt.datetime, reason: str = "reply") -> None:
+    """The message goes out once this transaction commits (written at the commit, see bot.db.staged)."""
+    stage(session, _OUTBOX, {
+        "platform": message.recipient.platform.value,
+        "payload": message.to_json(),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "reason": reason,
+        "created_at": now,
+    })
 
 
 async def claim_due(

@@ -53,6 +53,7 @@ class DingTalkAdapter:
         sleep: SleepFn = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         http_timeout_s: float = 10.0,
+        processes: int = 1,
     ) -> None:
         self.settings = settings
         self._sessions = SessionHolder(session)
@@ -60,7 +61,7 @@ class DingTalkAdapter:
         self._sleep = sleep
         self._rng = rng
         self.client = DingTalkClient(settings, self._sessions, kv, clock, admin_alert, sleep=sleep,
-                                     timeout_s=http_timeout_s)
+                                     timeout_s=http_timeout_s, processes=processes)
         self._deliverer = Deliverer(self.client, groups)
         self._inbound = Inbound(self.client, clock, kv, self._tasks, on_contact_event)
         crypto = None

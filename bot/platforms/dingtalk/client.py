@@ -46,11 +46,22 @@ class BatchResult:
     process_query_key: str = ""
 
 
+def process_rate(qps: float, processes: int) -> tuple[float, float]:
+    """(rate, burst) of one process's token bucket when ``processes`` send for the same app.
+
+    The buckets are per process, so the app's second is shared out: ``processes × (rate + burst)`` never
+    exceeds DOCUMENTED_QPS. Alone: the configured ``qps`` and what the limit leaves over it (2 at qps 18)."""
+    ceiling = max(DOCUMENTED_QPS, qps + 1.0)  # a qps above DingTalk's limit (a fake server's) is taken as given
+    share = ceiling / processes
+    rate = qps if processes == 1 else min(qps / processes, share - 1.0)
+    return rate, max(1.0, share - rate)
+
+
 class DingTalkClient:
     def __init__(
         self, settings: DingTalkSettings, sessions: SessionHolder, kv: KV, clock: Clock,
         admin_alert: AdminAlert, *, sleep: SleepFn = asyncio.sleep, monotonic: NowFn = time.monotonic,
-        timeout_s: float = 10.0,
+        timeout_s: float = 10.0, processes: int = 1,
     ) -> None:
         self.settings = settings
         self._sessions = sessions
@@ -64,8 +75,8 @@ class DingTalkClient:
         # the steady ``qps`` land in the same second (36 calls at qps 18: QPS errors and retries in every large
         # send). The burst is what the documented limit leaves over the rate (2 at qps 18), so no second ever
         # sees more than DOCUMENTED_QPS calls, while short pauses between batches are still made up.
-        burst = max(1.0, DOCUMENTED_QPS - settings.qps)
-        self._bucket = TokenBucket(settings.qps, capacity=burst, now=monotonic, sleep=sleep)
+        rate, burst = process_rate(settings.qps, processes)
+        self._bucket = TokenBucket(rate, capacity=burst, now=monotonic, sleep=sleep)
         self.robots = RobotThrottle(now=self.now_s, sleep=sleep)
         self._token: tuple[str, float] | None = None
         self._flow_strikes = 0

@@ -23,6 +23,7 @@ from bot.platforms.local.backend import LocalBackend
 STATIC = Path(__file__).parent / "static"
 BOT_SENDER = "bot"
 MAX_BODY = 64 * 1024
+LONG_POLL_SLICE_S = 1.0  # other workers deliver too: the transcript is re-read at least this often
 IMAGE_MARK = "[图片] "  # the transcript keeps text only: a picture is this mark + its file name
 _IMAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,120}\.png$")
 _IMAGE_LINE = re.compile(r"^\[图片\] ([A-Za-z0-9_-]{1,120}\.png)$", re.MULTILINE)
@@ -215,11 +216,13 @@ class LocalAdapter:
         except ValueError:
             return _error(400, "wait 必须是秒数 (wait must be a number of seconds)")
         lines = await self.backend.lines_after(conversation_id, after)
-        if not lines and wait > 0:
-            # Long poll: wake when the dispatcher delivers something, or time out.
+        deadline = asyncio.get_running_loop().time() + wait
+        while not lines and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            # Long poll: wake when this process's dispatcher delivers something, and look at the
+            # transcript at least every second for lines another worker or instance delivered.
             async with self._new_lines:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._new_lines.wait(), timeout=wait)
+                    await asyncio.wait_for(self._new_lines.wait(), timeout=min(left, LONG_POLL_SLICE_S))
             lines = await self.backend.lines_after(conversation_id, after)
         messages: list[dict[str, Any]] = []
         for ln in lines:
