@@ -113,18 +113,16 @@ async def enqueue_broadcast(db_url: str, members: int) -> None:
 
 
 async def pending_count(db_url: str) -> int:
-    from sqlalchemy import func, select
+    """A plain read-only reader: the bot's engine would BEGIN IMMEDIATE (a write lock) and queue behind it."""
+    import sqlite3
 
-    from bot.db.engine import create_engine
-    from bot.db.tables import OutboxMessage
+    path = db_url.split("///", 1)[1]
 
-    engine = create_engine(db_url)
-    try:
-        async with engine.connect() as conn:
-            stmt = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status != "sent")
-            return int((await conn.execute(stmt)).scalar_one())
-    finally:
-        await engine.dispose()
+    def count() -> int:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as conn:
+            return int(conn.execute("SELECT count(*) FROM outbox WHERE status != 'sent'").fetchone()[0])
+
+    return await asyncio.to_thread(count)
 
 
 async def run(members: int) -> int:
