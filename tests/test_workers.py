@@ -11,7 +11,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +43,6 @@ def _config(tmp_path: Path, settings: Settings) -> Path:
         "[redis]", f'url = "{settings.redis.url}"',
     ]) + "\n", encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def supervisor(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:  # each supervisor leads its own process group: its workers go with it
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def test_workers_refuse_sqlite_and_the_in_process_kv(tmp_path: Path) -> None:
@@ -87,10 +78,20 @@ async def _wait_for_workers(port: int, proc: subprocess.Popen[bytes], count: int
     return seen
 
 
-async def test_two_workers_share_the_port_and_handle_each_message_once(
-    settings_factory: Any, shared_backends: dict[str, str], tmp_path: Path,
-    supervisor: list[subprocess.Popen[bytes]],
-) -> None:
+@dataclass
+class Workers:
+    proc: subprocess.Popen[bytes]  # the supervisor, leading its own process group
+    port: int
+    settings: Settings
+
+    def pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+
+@pytest.fixture
+async def two_workers(settings_factory: Any, shared_backends: dict[str, str], tmp_path: Path) -> AsyncIterator[Workers]:
+    """``dangjian run --workers 2`` on PostgreSQL + Redis, both workers answering."""
     settings = await settings_factory(**shared_backends)
     if settings.is_sqlite or not settings.redis.url:
         pytest.skip("workers need PostgreSQL + Redis")
@@ -100,8 +101,17 @@ async def test_two_workers_share_the_port_and_handle_each_message_once(
          "--workers", "2"],
         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    supervisor.append(proc)
-    assert await _wait_for_workers(port, proc, 2) == {0, 1}
+    try:
+        assert await _wait_for_workers(port, proc, 2) == {0, 1}
+        yield Workers(proc, port, settings)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the workers go with their supervisor's group
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+async def test_two_workers_share_the_port_and_handle_each_message_once(two_workers: Workers) -> None:
+    proc, port, settings = two_workers.proc, two_workers.port, two_workers.settings
 
     async def post(http: aiohttp.ClientSession, mobile: str) -> dict[str, Any]:
         body = {"conversation_id": f"dm:{mobile}", "sender_id": mobile, "text": "党费 50",
@@ -137,23 +147,8 @@ async def test_two_workers_share_the_port_and_handle_each_message_once(
     assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
 
 
-async def test_a_dead_worker_stops_the_set(
-    settings_factory: Any, shared_backends: dict[str, str], tmp_path: Path,
-    supervisor: list[subprocess.Popen[bytes]],
-) -> None:
-    settings = await settings_factory(**shared_backends)
-    if settings.is_sqlite or not settings.redis.url:
-        pytest.skip("workers need PostgreSQL + Redis")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--config", str(_config(tmp_path, settings)), "--port", str(port),
-         "--workers", "2"],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    supervisor.append(proc)
-    assert await _wait_for_workers(port, proc, 2) == {0, 1}
-    worker_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                                  text=True).stdout.split()]
+async def test_a_dead_worker_stops_the_set(two_workers: Workers) -> None:
+    proc, worker_pids = two_workers.proc, two_workers.pids()
     assert len(worker_pids) == 2
     os.kill(worker_pids[1], signal.SIGKILL)
     out, _ = proc.communicate(timeout=60)
@@ -164,23 +159,8 @@ async def test_a_dead_worker_stops_the_set(
             os.kill(pid, 0)
 
 
-async def test_workers_stop_when_the_supervisor_is_killed(
-    settings_factory: Any, shared_backends: dict[str, str], tmp_path: Path,
-    supervisor: list[subprocess.Popen[bytes]],
-) -> None:
-    settings = await settings_factory(**shared_backends)
-    if settings.is_sqlite or not settings.redis.url:
-        pytest.skip("workers need PostgreSQL + Redis")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--config", str(_config(tmp_path, settings)), "--port", str(port),
-         "--workers", "2"],
-        cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    supervisor.append(proc)
-    assert await _wait_for_workers(port, proc, 2) == {0, 1}
-    worker_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                                  text=True).stdout.split()]
+async def test_workers_stop_when_the_supervisor_is_killed(two_workers: Workers) -> None:
+    proc, worker_pids = two_workers.proc, two_workers.pids()
     proc.kill()  # no chance to stop them: the orphaned workers notice and stop by themselves
     proc.wait()
     deadline = time.monotonic() + 30
