@@ -142,7 +142,8 @@ class BotApp:
         if self.settings.local.enabled:
             images = charts_dir(self.settings.data_dir)  # /stats charts, shown inline in the chat page
             adapters[Platform.LOCAL] = LocalAdapter(DatabaseLocalBackend(self.services), self.clock, images_dir=images)
-        adapters.update(build_adapters(self.services, http, self.alert_admins, self.contact_event))
+        adapters.update(build_adapters(self.services, http, self.alert_admins, self.contact_event,
+                                       stream_consumer=self.worker in (None, 0)))
         return adapters
 
     def _warn_calendar(self) -> None:

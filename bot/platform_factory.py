@@ -18,6 +18,7 @@ def build_adapters(
     http: aiohttp.ClientSession,
     alert: AdminAlert,
     on_contact_event: Callable[[Any], Awaitable[None]] | None = None,
+    stream_consumer: bool = True,
 ) -> dict[Platform, PlatformAdapter]:
     settings = services.settings
     groups = [g.model_dump() for g in settings.groups]
@@ -38,5 +39,6 @@ def build_adapters(
         adapters[Platform.DINGTALK] = DingTalkAdapter(
             dingtalk, dt_groups, services.kv, services.clock, http, alert, on_contact_event=on_contact_event,
             processes=settings.server.workers,  # `run --workers N`: the app's QPS is shared out
+            stream_consumer=stream_consumer,
         )
     return adapters

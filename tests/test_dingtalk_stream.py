@@ -154,3 +154,14 @@ async def test_stop_closes_the_socket(fake_dingtalk: FakeDingTalk) -> None:
         await rig.adapter.stop()
     await fake_dingtalk.wait_closed(conn.index)
     assert rig.adapter.stream is None
+
+
+async def test_only_the_stream_consumer_connects(fake_dingtalk: FakeDingTalk) -> None:
+    """`run --workers N`: workers other than 0 serve HTTP and send, but open no Stream connection."""
+    async with adapter_rig(fake_dingtalk.settings(), start=True, stream_consumer=False) as rig:
+        health = await rig.adapter.health()
+        assert rig.adapter.stream is None  # a consumer creates its StreamClient in start()
+        assert health.ok and "stream_connected" not in health.detail
+    async with adapter_rig(fake_dingtalk.settings(), start=True) as rig:
+        await fake_dingtalk.wait_connections(1)
+        assert rig.adapter.stream is not None

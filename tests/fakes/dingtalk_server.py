@@ -472,14 +472,14 @@ class AdapterRig:
 async def adapter_rig(
     settings: DingTalkSettings, *, clock: Clock | None = None, kv: MemoryKV | None = None,
     groups: Sequence[GroupWebhook] = (), sleep: Callable[[float], Awaitable[None]] | None = None,
-    start: bool = False, http_timeout_s: float = 2.0,
+    start: bool = False, http_timeout_s: float = 2.0, stream_consumer: bool = True,
 ) -> AsyncIterator[AdapterRig]:
     clock = clock or SystemClock(dt.UTC)
     kv = kv or MemoryKV(clock)
     rig = AdapterRig(kv)
     rig.adapter = DingTalkAdapter(settings, list(groups), kv, clock, aiohttp.ClientSession, rig.alert,
                                   on_contact_event=rig.on_event, sleep=sleep or asyncio.sleep,
-                                  http_timeout_s=http_timeout_s)
+                                  http_timeout_s=http_timeout_s, stream_consumer=stream_consumer)
     if start:
         await rig.adapter.start(rig.sink)
     try:

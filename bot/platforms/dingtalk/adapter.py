@@ -54,8 +54,12 @@ class DingTalkAdapter:
         rng: Callable[[], float] = random.random,
         http_timeout_s: float = 10.0,
         processes: int = 1,
+        stream_consumer: bool = True,
     ) -> None:
         self.settings = settings
+        # One Stream consumer per app: whether DingTalk spreads pushes over several connections or a second
+        # connection kicks the first is UNCONFIRMED, so of `run --workers N` only worker 0 connects.
+        self.stream_consumer = stream_consumer
         self._sessions = SessionHolder(session)
         self._tasks = TaskSet()
         self._sleep = sleep
@@ -76,7 +80,7 @@ class DingTalkAdapter:
 
     async def start(self, sink: InboundSink) -> None:
         self._inbound.sink = sink
-        if self.settings.mode == "stream" and self.stream is None:
+        if self.settings.mode == "stream" and self.stream_consumer and self.stream is None:
             self.stream = StreamClient(
                 self.client, self._sessions, self._tasks, on_bot_message=self._inbound.stream_bot_message,
                 on_event=self._inbound.stream_event, sleep=self._sleep, rng=self._rng,
@@ -115,7 +119,7 @@ class DingTalkAdapter:
         detail: dict[str, object] = {"mode": self.settings.mode, "missing": missing,
                                      "background_tasks": len(self._tasks)}
         ok = not missing
-        if self.settings.mode == "stream":
+        if self.settings.mode == "stream" and self.stream_consumer:
             connected = self.stream is not None and self.stream.connected
             detail["stream_connected"] = connected
             detail["stream_connections"] = self.stream.connections if self.stream else 0
