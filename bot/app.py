@@ -307,7 +307,7 @@ async def serve(
     watch = asyncio.create_task(_stop_when_orphaned(stop)) if worker is not None else None
     try:
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_port=worker is not None or None)
+        site = web.TCPSite(runner, host, port, reuse_port=True if worker is not None else None)
         await site.start()
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         if worker in (None, 0):

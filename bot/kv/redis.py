@@ -34,7 +34,7 @@ LOCK_MAX_PAUSE_S = 0.1
 class RedisKV:
     def __init__(self, url: str, prefix: str = "dj:") -> None:
         # No socket_timeout: with one, redis-py wraps every send in asyncio.wait_for, a new Task per
-        # command on Python 3.11 (a tenth of the inbound path's CPU). ``_run`` bounds each call instead
+        # command on Python 3.11 (several per cent of the inbound path's CPU). ``_run`` bounds each call instead
         # with asyncio.timeout, a timer only; a cancelled command makes redis-py drop that connection.
         self._redis: Any = aioredis.from_url(url, decode_responses=True, socket_connect_timeout=COMMAND_TIMEOUT_S)
         self._prefix = prefix
