@@ -89,6 +89,7 @@ class SchedulerSettings(_Section):
 
 class ReportsSettings(_Section):
     chart: bool = True  # /stats also sends a PNG chart where the platform takes images
+    keep_export_days: float = Field(default=7.0, gt=0)  # ledgers in <data_dir>/exports hold dues: deleted after
 
 
 class DemoSettings(_Section):

@@ -359,7 +359,9 @@ async def export(ctx: HandlerContext) -> None:
     )  # fmt: skip
     suffix = ".csv" if args.flags & CSV_WORDS else ".xlsx"
     hint = f"org{scoped.named.id}" if scoped.named is not None else "all"
-    path = await save_ledger(ledger, export_path(ctx.services.settings.data_dir, ledger, hint, suffix))
+    settings = ctx.services.settings
+    path = await save_ledger(ledger, export_path(settings.data_dir, ledger, hint, suffix),
+                             keep_days=settings.reports.keep_export_days)
     file_name = f"{ledger.display_name}{suffix}"
     ctx.reply(
         f"{ledger.display_name}，请查收。", private=True, fmt=MessageFormat.FILE, file_path=str(path),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import time
 from typing import Any
 
 from bot.clock import FakeClock
@@ -32,3 +34,26 @@ async def test_export_link_downloads_once_signed_and_expires(settings_factory: A
         assert (await bot.client.get(path)).status == 410
     finally:
         await stop_bot(bot)
+
+
+async def test_chat_export_deletes_ledgers_older_than_keep_export_days(settings_factory: Any, clock: FakeClock) -> None:
+    """Ledgers hold members' dues: a chat export first clears the exports folder of old ones."""
+    settings = await settings_factory(**{"reports.keep_export_days": 7})
+    exports = settings.data_dir / "exports"
+    exports.mkdir(parents=True, exist_ok=True)
+    week_ago = time.time() - 7 * 86400 - 60
+    old_xlsx, old_csv, recent, other = (exports / n for n in ("old.xlsx", "old.csv", "recent.xlsx", "notes.txt"))
+    for path in (old_xlsx, old_csv, recent, other):
+        path.write_bytes(b"x")
+    for path in (old_xlsx, old_csv, other):
+        os.utime(path, (week_ago, week_ago))
+    bot = await start_bot(settings, clock)
+    try:
+        data = await bot.say(f"dm:{SECRETARY}", SECRETARY, "导出 党费 2026-11")
+        assert "已生成" in "\n".join(r["text"] for r in data["replies"])
+    finally:
+        await stop_bot(bot)
+    left = {p.name for p in exports.iterdir()}
+    assert "old.xlsx" not in left and "old.csv" not in left
+    assert {"recent.xlsx", "notes.txt"} <= left  # recent ledgers and other files stay
+    assert any(name.endswith(".xlsx") and name != "recent.xlsx" for name in left)  # the new export

@@ -22,6 +22,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.tables import Campaign
+from bot.reports.files import prune
 from bot.reports.png import GLYPH_H, Canvas, Color, dotted, text_width, widest
 from bot.reports.stats import CampaignSummary, campaign_counts
 
@@ -199,19 +200,10 @@ def charts_dir(data_dir: Path) -> Path:
     return (data_dir / "charts").resolve()
 
 
-def _prune(directory: Path, now: float) -> None:
-    for old in directory.glob("stats-*.png"):
-        try:
-            if now - old.stat().st_mtime > KEEP_SECONDS:
-                old.unlink()
-        except OSError:  # another instance removed it first
-            continue
-
-
 def write_chart(chart: Chart, directory: Path, stamp: str) -> Path:
     """Render and write ``stats-<stamp>-<random>.png``; the random part keeps names unguessable."""
     directory.mkdir(parents=True, exist_ok=True)
-    _prune(directory, time.time())
+    prune(directory, "stats-*.png", KEEP_SECONDS, time.time())
     path = directory / f"stats-{stamp}-{secrets.token_hex(8)}.png"
     partial = path.with_name(path.name + ".part")
     partial.write_bytes(render(chart))

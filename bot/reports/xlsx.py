@@ -18,6 +18,7 @@ import asyncio
 import csv
 import datetime as dt
 import math
+import time
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 from bot.domain.dues import format_yuan
 from bot.reports import spreadsheetml as sml
+from bot.reports.files import prune
 from bot.reports.ledger_model import Column, Ledger, Sheet
 
 SUFFIXES = (".xlsx", ".csv")
@@ -287,9 +289,18 @@ def write_ledger(ledger: Ledger, path: Path) -> Path:
     return write_xlsx(ledger, path)
 
 
-async def save_ledger(ledger: Ledger, path: Path) -> Path:
-    """Write the file in a worker thread so the event loop keeps serving chats."""
-    return await asyncio.to_thread(write_ledger, ledger, path)
+async def save_ledger(ledger: Ledger, path: Path, keep_days: float | None = None) -> Path:
+    """Write the file in a worker thread so the event loop keeps serving chats.
+
+    ``keep_days``: first delete the ledgers in the same folder older than that (the exports folder)."""
+
+    def write() -> Path:
+        if keep_days is not None and path.parent.is_dir():
+            for pattern in (f"*{s}" for s in SUFFIXES):
+                prune(path.parent, pattern, keep_days * 86400, time.time())
+        return write_ledger(ledger, path)
+
+    return await asyncio.to_thread(write)
 
 
 def export_path(data_dir: Path, ledger: Ledger, org_hint: str = "", suffix: str = ".xlsx") -> Path:
