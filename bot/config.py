@@ -139,6 +139,8 @@ class Settings(_Section):
         if self.server.workers > 1 and (self.is_sqlite or not self.redis.url):
             raise ValueError("server.workers > 1 needs PostgreSQL (database.url) and Redis (redis.url); "
                              "SQLite and the in-process KV serve one process")
+        if self.server.workers > 1 and self.server.port == 0:
+            raise ValueError("server.workers > 1 needs a fixed server.port: the workers share it")
         return self
 
     @property

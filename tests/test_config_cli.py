@@ -253,3 +253,15 @@ def test_db_upgrade_bad_config_exit_2(clean_env: Path, capsys: Any) -> None:
     bad = write(clean_env / "c.toml", "[database]\nuri = 'x'\n")
     assert main(["db", "upgrade", "--config", str(bad)]) == 2
     assert "database.uri" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("overrides", "says"), [
+    ({}, "needs PostgreSQL"),  # SQLite and the in-process KV
+    ({"database.url": "postgresql+asyncpg://u@h/db"}, "needs PostgreSQL"),  # no Redis
+    ({"database.url": "postgresql+asyncpg://u@h/db", "redis.url": "redis://h", "server.port": 0}, "fixed server.port"),
+])
+def test_workers_need_shared_state_and_a_fixed_port(overrides: dict[str, object], says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        load_settings(None, env={}, overrides={"server.workers": 2, **overrides})
+    shared = {"database.url": "postgresql+asyncpg://u@h/db", "redis.url": "redis://h"}
+    assert load_settings(None, env={}, overrides={"server.workers": 2, **shared}).server.workers == 2
