@@ -284,3 +284,26 @@ async def test_handler_exception_gives_a_polite_chinese_reply(bot: Running) -> N
     assert any("已登记" in r["text"] for r in data["replies"])
     async with bot.app.sessions() as session:
         assert (await session.execute(select(func.count()).select_from(Response))).scalar_one() == 1
+
+
+async def test_enqueued_messages_are_written_at_commit_in_order_and_dropped_on_rollback(quick_bot: Running) -> None:
+    from bot.db.outbox import enqueue
+    from bot.message import Recipient
+
+    app = quick_bot.app
+    out = [OutgoingMessage(Recipient(Platform.LOCAL, user_id=f"u{i}"), f"第{i}条") for i in range(3)]
+    async with app.sessions() as session:
+        before = (await session.execute(select(func.count()).select_from(OutboxMessage))).scalar_one()
+    with pytest.raises(RuntimeError):
+        async with app.sessions() as session, session.begin():
+            enqueue(session, out[0], app.clock.now(), reason="test")
+            raise RuntimeError("the handler failed")  # nothing of this transaction may be sent
+    async with app.sessions() as session, session.begin():
+        for message in out:
+            enqueue(session, message, app.clock.now(), reason="test")
+        # Not readable inside the transaction: written when it commits.
+        assert (await session.execute(select(func.count()).select_from(OutboxMessage))).scalar_one() == before
+    async with app.sessions() as session:
+        rows = (await session.execute(select(OutboxMessage.payload).where(OutboxMessage.reason == "test")
+                                      .order_by(OutboxMessage.id))).scalars().all()
+    assert [r["text"] for r in rows] == ["第0条", "第1条", "第2条"]

@@ -21,11 +21,6 @@ def stage(session: AsyncSession, table: Table, row: dict[str, Any]) -> None:
     session.sync_session.info.setdefault(_KEY, {}).setdefault(table, []).append(row)
 
 
-def staged(session: AsyncSession, table: Table) -> list[dict[str, Any]]:
-    """What is waiting for the commit (tests and diagnostics)."""
-    return list(session.sync_session.info.get(_KEY, {}).get(table, []))
-
-
 @event.listens_for(Session, "before_commit")
 def _write_staged(session: Session) -> None:
     # Runs inside the AsyncSession's greenlet, so the sync execute below is the async driver underneath.
