@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_KEY, SECRET = "dingbenchapp", "bench-app-secret"
 BRANCHES, PER_BRANCH = 300, 50  # enough members that each measured request is a first answer
 GOAL_RATE, GOAL_P99_MS = 1000, 50.0
+PROFILE_DIR = ""  # --profile: where py-spy writes the bot's collapsed stacks
 
 
 # --- the baseline server ---------------------------------------------------------------------------
@@ -304,7 +306,12 @@ async def bench_backend(name: str, db_url: str, redis_url: str, rates: list[int]
             port = free_port()
             log = work / f"{label.replace(' ', '-')}-{name}.log"
             with log.open("wb") as out:
-                proc = subprocess.Popen([*cmd, str(port)], cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+                wrap: list[str] = []
+                if PROFILE_DIR and label.startswith("bot"):  # py-spy around the bot (--profile DIR)
+                    wrap = ["py-spy", "record", "--subprocesses", "--nonblocking", "-r", "250", "--format", "raw",
+                            "-o", str(Path(PROFILE_DIR) / f"{label.replace(' ', '-')}-{name}.txt"), "--"]
+                proc = subprocess.Popen([*wrap, *cmd, str(port)], cwd=ROOT, env=_env(), stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=bool(wrap))
             try:
                 await _wait_healthy(port, proc, log, int(cmd[cmd.index("--workers") + 1]) if "--workers" in cmd else 1)
                 # Warm-up (connection pools, first queries, token): 100 requests at 50 req/s, not measured.
@@ -330,7 +337,10 @@ async def bench_backend(name: str, db_url: str, redis_url: str, rates: list[int]
                     results.append(res)
                     print(res.row() + f" stored {stored}", flush=True)
             finally:
-                proc.terminate()
+                if wrap:  # SIGINT to the group: the bot stops, py-spy writes its file
+                    os.killpg(proc.pid, signal.SIGINT)
+                else:
+                    proc.terminate()
                 try:
                     proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
@@ -407,9 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default="", help="a DISPOSABLE PostgreSQL database (default: private)")
     parser.add_argument("--durable", action=argparse.BooleanOptionalAction, default=True,
                         help="private PostgreSQL with fsync on, as in production (default); --no-durable: off")
+    parser.add_argument("--profile", default="", help="record the bot with py-spy into this folder")
     parser.add_argument("--db", default="")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
+    global PROFILE_DIR
+    PROFILE_DIR = args.profile
     if args.mode == "serve-baseline":
         asyncio.run(serve_baseline(args.db, args.port))
         return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import AfterCommit, HandlerContext
 from bot.db import journal
-from bot.db.members import find_by_platform_id
+from bot.db.campaigns import prefetch_open_campaigns
+from bot.db.members import find_by_platform_id, prefetch_by_platform_ids
 from bot.db.outbox import enqueue
 from bot.errors import StorageUnavailable, UserInputError
 from bot.logs import inbound_log, log_event
@@ -73,7 +75,7 @@ class InboundPipeline:
         self.router = router
         self._on_commit = on_commit
         parallel = 1 if services.settings.is_sqlite else GROUPS_IN_FLIGHT
-        self._group = GroupCommit(services.sessions, self._handle_in, services.metrics, parallel)
+        self._group = GroupCommit(services.sessions, self._handle_group, services.metrics, parallel)
 
     async def __call__(self, msg: IncomingMessage) -> InboundResult:
         msg = without_nul(msg)
@@ -158,24 +160,49 @@ class InboundPipeline:
 
     async def _handle_once(self, msg: IncomingMessage) -> InboundResult:
         async with self.services.sessions() as session, session.begin():
-            handled = await self._handle_in(session, msg)
+            (handled,) = await self._handle_group(session, [msg])
         await run_after_commit(handled.after_commit)
         return handled.result
 
-    async def _handle_in(self, session: AsyncSession, msg: IncomingMessage) -> Handled:
-        """One message inside an open transaction (its own, or a group commit's)."""
+    async def _handle_group(self, session: AsyncSession, msgs: list[IncomingMessage]) -> list[Handled]:
+        """Messages inside one open transaction (a group commit's, or one message's own).
+
+        A group's reads and its inbound log go first, set-based: its senders in one query, their inbound
+        rows in one statement, the open campaigns of those who answer a form in one more. Each handler
+        then finds its member and campaigns in the session instead of asking the database again."""
+        now = self.services.now()  # one "now" for the group: the prefetched campaigns are open at it
+        if len(msgs) == 1:
+            return [await self._handle_in(session, msgs[0], now, logged=False)]
+        for platform in {m.platform for m in msgs}:
+            await prefetch_by_platform_ids(session, platform, [m.sender_id for m in msgs if m.platform is platform])
+        members = [await find_by_platform_id(session, m.platform, m.sender_id) for m in msgs]
+        # Written first: the unique (platform, message_id) is the dedup check, so a replay that got past
+        # the KV claim fails here (IntegrityError → the group is void, each message goes alone) before
+        # any handler work.
+        await journal.log_inbound_many(session, [(m, member.id if member else None) for m, member in zip(msgs, members, strict=True)])
+        answering = {
+            member.id: member
+            for msg, member in zip(msgs, members, strict=True)
+            if member is not None and self.router.find_command(text_of(msg)) is None
+        }
+        await prefetch_open_campaigns(session, list(answering.values()), now)
+        return [await self._handle_in(session, msg, now, logged=True) for msg in msgs]
+
+    async def _handle_in(self, session: AsyncSession, msg: IncomingMessage, now: dt.datetime, logged: bool) -> Handled:
+        """One message inside an open transaction; ``logged``: its inbound row is written already."""
         services = self.services
         member = await find_by_platform_id(session, msg.platform, msg.sender_id)
-        # Written first: the unique (platform, message_id) is the dedup check, so a replay that got past
-        # the KV claim fails here (IntegrityError → _handle) before any handler work.
-        await journal.log_inbound(session, msg, member.id if member else None)
+        if not logged:
+            # Written first: the unique (platform, message_id) is the dedup check, so a replay that got
+            # past the KV claim fails here (IntegrityError → _handle) before any handler work.
+            await journal.log_inbound(session, msg, member.id if member else None)
         ctx = HandlerContext(
             msg=msg,
             member=member,
             session=session,
             services=services,
             router=self.router,
-            now=services.now(),
+            now=now,
             text=text_of(msg),
         )
         await self._route(ctx)
@@ -239,7 +266,7 @@ async def run_after_commit(actions: list[AfterCommit]) -> None:
             log_event(inbound_log, "after_commit_failed", logging.WARNING, exc_info=True)
 
 
-Handle = Callable[[AsyncSession, IncomingMessage], Awaitable[Handled]]
+HandleGroup = Callable[[AsyncSession, list[IncomingMessage]], Awaitable[list[Handled]]]
 
 
 class GroupCommit:
@@ -261,7 +288,7 @@ class GroupCommit:
     MAX_GROUP = 64
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], handle: Handle, metrics: Metrics, parallel: int = 1
+        self, sessions: async_sessionmaker[AsyncSession], handle: HandleGroup, metrics: Metrics, parallel: int = 1
     ) -> None:
         self._sessions = sessions
         self._handle = handle
@@ -297,8 +324,7 @@ class GroupCommit:
         handled: list[Handled] = []
         try:
             async with self._sessions() as session, session.begin():
-                for msg, _ in group:
-                    handled.append(await self._handle(session, msg))
+                handled = await self._handle(session, [msg for msg, _ in group])
         except BaseException as exc:
             handled = []  # nothing of this group was stored: each one goes alone
             if not isinstance(exc, Exception):

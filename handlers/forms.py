@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from bot.context import HandlerContext
 from bot.db.campaigns import (
     UNKNOWN,
     answered_campaign_ids,
+    current_revision,
     in_audience,
     last_values,
     open_campaigns_with_answers,
@@ -623,10 +622,7 @@ async def _unanswered(turn: Turn, pairs: list[Pair]) -> list[Pair]:
 
 
 async def _revision(turn: Turn, campaign: Campaign) -> int:
-    stmt = select(Response.revision).where(
-        Response.campaign_id == campaign.id, Response.member_id == turn.member.id
-    )
-    return int((await turn.ctx.session.execute(stmt)).scalar_one_or_none() or 0)
+    return await current_revision(turn.ctx.session, campaign.id, turn.member.id)
 
 
 def _expected_dues(ctx: HandlerContext, member: Member) -> int | None:

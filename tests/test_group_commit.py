@@ -8,10 +8,11 @@ written to the KV, and each message is then handled alone by the pipeline's full
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
-from bot.db.tables import InboundMessage, Response
+from bot.db.tables import Campaign, InboundMessage, Member, Response, ResponseRevision
 from bot.forms.session import session_key
 from bot.message import ConversationKind, IncomingMessage, Platform
 from tests.conftest import Running
@@ -132,3 +133,123 @@ async def test_answers_arriving_together_are_each_stored_once(bot: Running) -> N
         lines = [line["text"] for line in await bot.transcript(dm(name)) if line["sender_id"] == "bot"]
         assert any("已登记" in t or "已更新" in t for t in lines), (name, lines)
 
+
+
+def dingtalk_message(bot: Running, staff_id: str, text: str, message_id: str, conversation: str = "") -> IncomingMessage:
+    return IncomingMessage(
+        platform=Platform.DINGTALK,
+        conversation_id=conversation or f"cid-{staff_id}",
+        conversation_kind=ConversationKind.DIRECT,
+        sender_id=staff_id,
+        text=text,
+        message_id=message_id,
+        received_at=bot.app.clock.now(),
+    )
+
+
+async def give_dingtalk_ids(bot: Running, names: list[str]) -> dict[str, str]:
+    ids = {name: f"dt-{i}" for i, name in enumerate(names)}
+    async with bot.app.sessions() as s, s.begin():
+        for name, staff_id in ids.items():
+            member = (await s.execute(select(Member).where(Member.name == name))).scalar_one()
+            member.dingtalk_userid = staff_id
+    return ids
+
+
+class Statements:
+    """The SQL statements the bot's engine runs while counting (BEGIN/COMMIT are not statements here)."""
+
+    def __init__(self, bot: Running) -> None:
+        self.engine = bot.app.engine.sync_engine
+        self.seen: list[str] = []
+
+    def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith("BEGIN"):
+            self.seen.append(" ".join(statement.split()[:3]).upper())
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+async def test_a_group_reads_its_senders_and_campaigns_once_and_writes_each_table_once(bot: Running) -> None:
+    """Eight DingTalk members answer at once: the group costs the same six statements as one answer would
+    (senders, inbound log, open campaigns, answers, revisions, replies), not six per answer."""
+    dues = await dues_campaign(bot)
+    names = list(MOBILE)
+    ids = await give_dingtalk_ids(bot, names)
+    group = [dingtalk_message(bot, ids[n], f"党费 {EXPECTED[n] / 100:g}", f"gp-{n}") for n in names]
+    group.append(dingtalk_message(bot, "dt-nobody", "党费 50", "gp-stranger"))  # not on the roster
+    with Statements(bot) as sql:
+        results = await asyncio.gather(*(bot.app.inbound._group.submit(m) for m in group))
+    assert all(r is not None for r in results)
+    assert [r.replies[0].text for r in results if r is not None][-1].startswith("您好，未在党员名册中找到")
+    once = [
+        "SELECT MEMBERS.ID, MEMBERS.NAME,",  # the senders and their branches
+        "INSERT INTO INBOUND_LOG",
+        "SELECT MEMBERS.ID, CAMPAIGNS.ID",  # their open campaigns and answers
+        "INSERT INTO RESPONSE_REVISIONS",
+        "INSERT INTO OUTBOX",
+    ]
+    # New answers in one INSERT … RETURNING id on PostgreSQL; SQLite cannot return the ids of a multi-row
+    # INSERT in order, so SQLAlchemy inserts those rows one by one (in-process: no round trips).
+    answers = 1 if bot.app.settings.database_url.startswith("postgresql") else len(names)
+    assert sorted(sql.seen) == sorted(once + ["INSERT INTO RESPONSES"] * answers), sql.seen
+    amounts = await stored_amounts(bot, dues)
+    assert {name: amounts[await member_id(bot, name)] for name in names} == {n: (EXPECTED[n], 1) for n in names}
+    assert await inbound_rows(bot, "gp-") == len(group)
+
+
+async def test_a_member_answering_twice_in_one_group_gets_one_answer_with_two_revisions(bot: Running) -> None:
+    dues = await dues_campaign(bot)
+    ids = await give_dingtalk_ids(bot, ["张三", "李四"])
+    group = [
+        dingtalk_message(bot, ids["张三"], "党费 40", "gq-1"),
+        dingtalk_message(bot, ids["李四"], "党费 15", "gq-2"),
+        dingtalk_message(bot, ids["张三"], "党费 45", "gq-3", conversation="cid-another-chat"),  # a correction
+    ]
+    results = await asyncio.gather(*(bot.app.inbound._group.submit(m) for m in group))
+    assert all(r is not None for r in results)
+    assert results[2] is not None and "已更新（第2次提交" in results[2].replies[0].text
+    zhang = await member_id(bot, "张三")
+    assert (await stored_amounts(bot, dues))[zhang] == (4500, 2)
+    async with bot.app.sessions() as s:
+        response_id = (await s.execute(select(Response.id).where(Response.member_id == zhang,
+                                                                 Response.campaign_id == dues))).scalar_one()
+        revisions = (await s.execute(select(ResponseRevision.revision, ResponseRevision.values)
+                                     .where(ResponseRevision.response_id == response_id)
+                                     .order_by(ResponseRevision.revision))).all()
+    assert [r for r, _ in revisions] == [1, 2]
+    assert revisions == [(1, {"amount": 4000}), (2, {"amount": 4500})]
+
+
+async def test_answers_saved_in_a_transaction_are_read_back_in_it(bot: Running) -> None:
+    """Staged answers are written before the transaction's next statement: its queries see them, and
+    saving the same answer again before any query revises the staged row."""
+    from bot.db.campaigns import current_revision, open_campaigns_with_answers, save_response
+
+    dues = await dues_campaign(bot)
+    zhang = await member_id(bot, "张三")
+    now = bot.app.clock.now()
+    async with bot.app.sessions() as s, s.begin():
+        member = await s.get(Member, zhang)
+        campaign = await s.get(Campaign, dues)
+        assert member is not None and campaign is not None
+        first = await save_response(s, campaign=campaign, member=member, values={"amount": 4000}, entered_by=member,
+                                    now=now, platform="local", amount_fen=4000, existing=None)
+        again = await save_response(s, campaign=campaign, member=member, values={"amount": 4500}, entered_by=member,
+                                    now=now, platform="local", amount_fen=4500, existing=first.response)
+        assert first.created and not again.created and again.response.revision == 2
+        assert await current_revision(s, dues, zhang) == 2  # a query: the staged rows are written first
+        answers = dict(await open_campaigns_with_answers(s, member, now))
+        assert answers[campaign] is not None and answers[campaign].amount_fen == 4500
+        third = await save_response(s, campaign=campaign, member=member, values={"amount": 5000}, entered_by=member,
+                                    now=now, platform="local", amount_fen=5000, existing=answers[campaign])
+        assert third.response.revision == 3
+    assert (await stored_amounts(bot, dues))[zhang] == (5000, 3)
+    async with bot.app.sessions() as s:
+        stmt = select(func.count()).select_from(ResponseRevision).join(Response).where(Response.member_id == zhang)
+        assert (await s.execute(stmt)).scalar_one() == 3

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.clock import FakeClock
 from bot.context import HandlerContext
@@ -286,7 +286,7 @@ async def test_handler_exception_gives_a_polite_chinese_reply(bot: Running) -> N
         assert (await session.execute(select(func.count()).select_from(Response))).scalar_one() == 1
 
 
-async def test_enqueued_messages_are_written_at_commit_in_order_and_dropped_on_rollback(quick_bot: Running) -> None:
+async def test_enqueued_messages_are_written_together_in_order_and_dropped_on_rollback(quick_bot: Running) -> None:
     from bot.db.outbox import enqueue
     from bot.message import Recipient
 
@@ -298,11 +298,23 @@ async def test_enqueued_messages_are_written_at_commit_in_order_and_dropped_on_r
         async with app.sessions() as session, session.begin():
             enqueue(session, out[0], app.clock.now(), reason="test")
             raise RuntimeError("the handler failed")  # nothing of this transaction may be sent
-    async with app.sessions() as session, session.begin():
-        for message in out:
-            enqueue(session, message, app.clock.now(), reason="test")
-        # Not readable inside the transaction: written when it commits.
-        assert (await session.execute(select(func.count()).select_from(OutboxMessage))).scalar_one() == before
+    inserts: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO OUTBOX"):
+            inserts.append(statement)
+
+    event.listen(app.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with app.sessions() as session, session.begin():
+            for message in out:
+                enqueue(session, message, app.clock.now(), reason="test")
+            assert inserts == []  # staged, not written yet
+            # The next statement writes them first, all three in one INSERT: the transaction reads its writes.
+            assert (await session.execute(select(func.count()).select_from(OutboxMessage))).scalar_one() == before + 3
+            assert len(inserts) == 1
+    finally:
+        event.remove(app.engine.sync_engine, "before_cursor_execute", seen)
     async with app.sessions() as session:
         rows = (await session.execute(select(OutboxMessage.payload).where(OutboxMessage.reason == "test")
                                       .order_by(OutboxMessage.id))).scalars().all()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, func, insert, select
+from sqlalchemy import Select, Table, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from bot.db.staged import stage
+from bot.db.staged import StagedRow, stage
 from bot.db.tables import Campaign, Member, Response, ResponseRevision
 
 
@@ -69,6 +69,9 @@ def audience_admits(audience: Mapping[str, Any] | None, roles: str, category: st
     return not categories or category in categories
 
 
+_PREFETCHED = "open_campaigns_by_member"  # session.info: member id → (now, [(campaign, answer)])
+
+
 async def open_campaigns_with_answers(
     session: AsyncSession, member: Member, now: dt.datetime
 ) -> list[tuple[Campaign, Response | None]]:
@@ -78,9 +81,39 @@ async def open_campaigns_with_answers(
     A campaign stays answerable after its deadline (answers are stored as late) for the period it covers;
     "open" here means opened and within 31 days after the deadline.
     """
+    prefetched: tuple[dt.datetime, list[tuple[Campaign, Response | None]]] | None = (
+        session.info.get(_PREFETCHED, {}).pop(member.id, None)  # used once: answers change it
+    )
+    if prefetched is not None and prefetched[0] == now:
+        return prefetched[1]
     params = {"member_id": member.id, "org_id": member.org_id, "now": now, "closed_after": now - dt.timedelta(days=31)}
     rows = (await session.execute(_open_campaigns_statement(), params)).tuples().all()
     return [(c, r) for c, r in rows if in_audience(c, member)]
+
+
+async def prefetch_open_campaigns(session: AsyncSession, members: Sequence[Member], now: dt.datetime) -> None:
+    """``open_campaigns_with_answers`` for a group of members in one query, kept in the session for them.
+
+    Each entry is used once and dropped when the member's answer is saved, so a second message of the
+    same member in the same transaction reads the database again."""
+    by_id = {m.id: m for m in members}
+    if not by_id:
+        return
+    stmt = (
+        select(Member.id, Campaign, Response)
+        .join(Campaign, Campaign.org_id == Member.org_id)
+        .outerjoin(Response, (Response.campaign_id == Campaign.id) & (Response.member_id == Member.id))
+        .where(Member.id.in_(list(by_id)), Campaign.opened_at <= now,
+               Campaign.deadline_at >= now - dt.timedelta(days=31))
+        .order_by(Member.id, Campaign.deadline_at.desc(), Campaign.id.desc())
+    )
+    found: dict[int, list[tuple[Campaign, Response | None]]] = {member_id: [] for member_id in by_id}
+    for member_id, campaign, response in (await session.execute(stmt)).tuples():
+        if in_audience(campaign, by_id[member_id]):
+            found[member_id].append((campaign, response))
+    prefetched = session.info.setdefault(_PREFETCHED, {})
+    for member_id, pairs in found.items():
+        prefetched[member_id] = (now, pairs)
 
 
 @cache
@@ -115,7 +148,14 @@ class SavedResponse:
 
 
 _REVISIONS = cast(Table, ResponseRevision.__table__)
-_INSERT_RESPONSE = insert(cast(Table, Response.__table__)).returning(Response.__table__.c.id)
+_RESPONSES = cast(Table, Response.__table__)
+_CREATED = "answers_created"  # session.info: (campaign id, member id) → (Response, StagedRow) not written yet
+
+
+async def current_revision(session: AsyncSession, campaign_id: int, member_id: int) -> int:
+    """The member's answer's revision (0: not answered)."""
+    stmt = select(Response.revision).where(Response.campaign_id == campaign_id, Response.member_id == member_id)
+    return int((await session.execute(stmt)).scalar_one_or_none() or 0)
 
 
 async def save_response(
@@ -135,7 +175,13 @@ async def save_response(
 
     ``existing``: the member's current answer (or None) when the caller read it in this transaction."""
     late = now > campaign.deadline_at
-    if isinstance(existing, _Unknown):
+    session.info.get(_PREFETCHED, {}).pop(member.id, None)  # the member's open campaigns change now
+    created_here: dict[tuple[int, int], tuple[Response, StagedRow]] = session.info.setdefault(_CREATED, {})
+    staged: StagedRow | None = None
+    response: Response | None
+    if (campaign.id, member.id) in created_here:  # answered earlier in this transaction, not written yet
+        response, staged = created_here[(campaign.id, member.id)]
+    elif isinstance(existing, _Unknown):
         stmt = select(Response).where(Response.campaign_id == campaign.id, Response.member_id == member.id)
         response = (await session.execute(stmt)).scalar_one_or_none()
     else:
@@ -145,12 +191,12 @@ async def save_response(
         row = {"campaign_id": campaign.id, "member_id": member.id, "values": values, "amount_fen": amount_fen,
                "revision": 1, "late": late, "flagged": bool(flag_note), "flag_note": flag_note,
                "entered_by": entered_by.id, "platform": platform, "created_at": now, "updated_at": now}
-        # A Core INSERT … RETURNING id, then the object joins the session as if loaded: the ORM's
-        # unit-of-work flush for one new row cost more than the rest of saving an answer.
-        response_id = (await session.execute(_INSERT_RESPONSE, row)).scalar_one()
-        response = Response(id=response_id, **row)
-        make_transient_to_detached(response)
-        session.add(response)
+        # Staged: a group commit writes all its new answers in one INSERT (their revisions refer to them).
+        # The object joins the session once its row is written (``_written``); until then a second save
+        # of the same answer in this transaction finds it in ``created_here`` and updates the staged row.
+        response = Response(**row)
+        staged = stage(session, _RESPONSES, row, returns_id=True, on_insert=partial(_written, response))
+        created_here[(campaign.id, member.id)] = (response, staged)
     else:
         response.values = values
         response.amount_fen = amount_fen
@@ -161,10 +207,23 @@ async def save_response(
         response.entered_by = entered_by.id
         response.platform = platform
         response.updated_at = now
+        if staged is not None:
+            staged.values.update(values=values, amount_fen=amount_fen, revision=response.revision,
+                                 flagged=response.flagged, flag_note=flag_note, entered_by=entered_by.id,
+                                 platform=platform, updated_at=now)
     # Nothing reads a revision back in the transaction that writes it: staged, one INSERT per commit.
-    stage(session, _REVISIONS, {"response_id": response.id, "revision": response.revision, "values": values,
-                                "entered_by": entered_by.id, "created_at": now})
+    stage(session, _REVISIONS, {"response_id": staged if staged is not None else response.id,
+                                "revision": response.revision, "values": values, "entered_by": entered_by.id,
+                                "created_at": now})
     return SavedResponse(response, created)
+
+
+def _written(response: Response, session: Session, response_id: int) -> None:
+    """A staged answer's row is in: the object joins the session as if loaded, so later changes flush."""
+    session.info.get(_CREATED, {}).pop((response.campaign_id, response.member_id), None)
+    response.id = response_id
+    make_transient_to_detached(response)
+    session.add(response)
 
 
 async def last_values(session: AsyncSession, member: Member, form_key: str) -> dict[str, Any] | None:

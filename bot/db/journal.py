@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.tables import AuditEntry, InboundMessage, LocalChatLine
@@ -19,24 +20,31 @@ async def seen_inbound(session: AsyncSession, msg: IncomingMessage) -> bool:
     return (await session.execute(stmt)).first() is not None
 
 
-_INSERT_INBOUND = insert(InboundMessage)
+# Core, on the table: the ORM bulk form splits rows by which columns are None (one INSERT per shape).
+_INSERT_INBOUND = insert(cast(Table, InboundMessage.__table__))
 
 
 async def log_inbound(session: AsyncSession, msg: IncomingMessage, member_id: int | None) -> None:
     """Written at once in the handling transaction: the unique (platform, message_id) makes a replay fail
     here, before any handler work. A Core INSERT, not an ORM object: it is on every message's path."""
-    await session.execute(
-        _INSERT_INBOUND,
-        {
-            "platform": msg.platform.value,
-            "message_id": msg.message_id,
-            "conversation_id": msg.conversation_id,
-            "sender_id": msg.sender_id,
-            "member_id": member_id,
-            "text": msg.text[:4000],
-            "received_at": msg.received_at,
-        },
-    )
+    await session.execute(_INSERT_INBOUND, _inbound_row(msg, member_id))
+
+
+def _inbound_row(msg: IncomingMessage, member_id: int | None) -> dict[str, Any]:
+    return {
+        "platform": msg.platform.value,
+        "message_id": msg.message_id,
+        "conversation_id": msg.conversation_id,
+        "sender_id": msg.sender_id,
+        "member_id": member_id,
+        "text": msg.text[:4000],
+        "received_at": msg.received_at,
+    }
+
+
+async def log_inbound_many(session: AsyncSession, messages: Sequence[tuple[IncomingMessage, int | None]]) -> None:
+    """``log_inbound`` for a group of messages in one statement (a duplicate fails the whole group)."""
+    await session.execute(_INSERT_INBOUND, [_inbound_row(msg, member_id) for msg, member_id in messages])
 
 
 def audit(session: AsyncSession, at: dt.datetime, actor_id: int | None, action: str, **detail: Any) -> None:

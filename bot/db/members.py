@@ -34,11 +34,20 @@ def local_id(member: Member) -> str:
     return member.mobile or member.name
 
 
+_PREFETCHED = "members_by_sender"  # session.info: (platform, sender id) → Member | None
+
+
+def _sender_key(platform: Platform, sender_id: str) -> str:
+    return sender_id.lower() if platform is Platform.WECOM else sender_id
+
+
 async def find_by_platform_id(session: AsyncSession, platform: Platform, sender_id: str) -> Member | None:
     if not sender_id:
         return None
-    if platform is Platform.WECOM:
-        sender_id = sender_id.lower()
+    sender_id = _sender_key(platform, sender_id)
+    prefetched: dict[tuple[Platform, str], Member | None] = session.info.get(_PREFETCHED, {})
+    if (platform, sender_id) in prefetched:
+        return prefetched[(platform, sender_id)]
     rows = (await session.execute(_by_platform_id(platform), {"sender_id": sender_id})).all()
     if len(rows) != 1:
         return None
@@ -48,6 +57,26 @@ async def find_by_platform_id(session: AsyncSession, platform: Platform, sender_
     # The identity map holds objects weakly: the session keeps it.
     session.info.setdefault("kept", []).append(rows[0][1])
     return member
+
+
+async def prefetch_by_platform_ids(session: AsyncSession, platform: Platform, sender_ids: Sequence[str]) -> None:
+    """Look up a group of senders in one query; ``find_by_platform_id`` then answers them from the session.
+
+    DingTalk and WeCom ids only (one indexed column each); the local chat's ids keep the per-message query."""
+    column = {Platform.DINGTALK: Member.dingtalk_userid, Platform.WECOM: Member.wecom_userid}.get(platform)
+    wanted = {_sender_key(platform, s) for s in sender_ids if s}
+    if column is None or not wanted:
+        return
+    stmt = select(Member, Org).join(Org, Org.id == Member.org_id).where(column.in_(wanted), Member.active.is_(True))
+    found: dict[str, list[Member]] = {}
+    kept = session.info.setdefault("kept", [])
+    for member, org in (await session.execute(stmt)).tuples():
+        found.setdefault(_sender_key(platform, platform_user_id(member, platform)), []).append(member)
+        kept.append(org)
+    prefetched = session.info.setdefault(_PREFETCHED, {})
+    for sender in wanted:
+        hits = found.get(sender, [])
+        prefetched[(platform, sender)] = hits[0] if len(hits) == 1 else None  # ambiguous ids match no one
 
 
 @cache
