@@ -38,6 +38,9 @@ class HandlerContext:
     command: Command | None = None
     replies: list[OutgoingMessage] = field(default_factory=list)
     after_commit: list[AfterCommit] = field(default_factory=list)
+    # KV values the pipeline read for this message before handling it (its dialogue state), key → value
+    # (None: absent). Read with the group's others in one round trip; the conversation lock keeps them current.
+    kv_read: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def in_group(self) -> bool:

@@ -24,6 +24,7 @@ from bot.db.campaigns import prefetch_open_campaigns
 from bot.db.members import find_by_platform_id, prefetch_by_platform_ids
 from bot.db.outbox import enqueue
 from bot.errors import StorageUnavailable, UserInputError
+from bot.forms.session import session_key
 from bot.logs import inbound_log, log_event
 from bot.message import IncomingMessage, OutgoingMessage, Recipient
 from bot.metrics import Metrics
@@ -180,15 +181,32 @@ class InboundPipeline:
         # the KV claim fails here (IntegrityError → the group is void, each message goes alone) before
         # any handler work.
         await journal.log_inbound_many(session, [(m, member.id if member else None) for m, member in zip(msgs, members, strict=True)])
-        answering = {
-            member.id: member
+        answering = [
+            (msg, member)
             for msg, member in zip(msgs, members, strict=True)
             if member is not None and self.router.find_command(text_of(msg)) is None
-        }
-        await prefetch_open_campaigns(session, list(answering.values()), now)
-        return [await self._handle_in(session, msg, now, logged=True) for msg in msgs]
+        ]
+        await prefetch_open_campaigns(session, list({m.id: m for _, m in answering}.values()), now)
+        dialogues = await self._read_dialogues([msg for msg, _ in answering])
+        handled = []
+        for msg in msgs:
+            key = session_key(msg)
+            read = {key: dialogues[key]} if key in dialogues else {}
+            handled.append(await self._handle_in(session, msg, now, logged=True, kv_read=read))
+        return handled
 
-    async def _handle_in(self, session: AsyncSession, msg: IncomingMessage, now: dt.datetime, logged: bool) -> Handled:
+    async def _read_dialogues(self, msgs: list[IncomingMessage]) -> dict[str, str | None]:
+        """The dialogue states of a group's answers in one KV round trip, not one each inside the transaction."""
+        keys = list({session_key(msg) for msg in msgs})
+        try:
+            return dict(zip(keys, await self.services.kv.get_many(keys), strict=True))
+        except StorageUnavailable:
+            return {}  # each handler tries its own read (and goes on without dialogue state if that fails)
+
+    async def _handle_in(
+        self, session: AsyncSession, msg: IncomingMessage, now: dt.datetime, logged: bool,
+        kv_read: dict[str, str | None] | None = None,
+    ) -> Handled:
         """One message inside an open transaction; ``logged``: its inbound row is written already."""
         services = self.services
         member = await find_by_platform_id(session, msg.platform, msg.sender_id)
@@ -204,6 +222,7 @@ class InboundPipeline:
             router=self.router,
             now=now,
             text=text_of(msg),
+            kv_read=kv_read if kv_read is not None else {},
         )
         await self._route(ctx)
         log_event(

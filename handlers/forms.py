@@ -105,7 +105,7 @@ async def _always(_: HandlerContext) -> bool:
 @router.reply(_always)
 async def handle_reply(ctx: HandlerContext) -> None:
     assert ctx.member is not None
-    turn = Turn(ctx, ctx.member, ctx.member, FormSessionStore(ctx.services.kv, ctx.after_commit))
+    turn = Turn(ctx, ctx.member, ctx.member, FormSessionStore(ctx.services.kv, ctx.after_commit, ctx.kv_read))
     text = strip_leading(ctx.text)
     state = await turn.store.load(ctx.msg)
     if state is not None and state.expired(ctx.now):

@@ -253,3 +253,34 @@ async def test_answers_saved_in_a_transaction_are_read_back_in_it(bot: Running) 
     async with bot.app.sessions() as s:
         stmt = select(func.count()).select_from(ResponseRevision).join(Response).where(Response.member_id == zhang)
         assert (await s.execute(stmt)).scalar_one() == 3
+
+
+async def _command_calls(bot: Running, command: str) -> int | None:
+    """Redis's own count of ``command`` calls (None on the in-process KV)."""
+    redis = getattr(bot.app.kv, "_redis", None)
+    if redis is None:
+        return None
+    stats = await redis.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+async def test_a_group_reads_its_dialogue_states_in_one_round_trip_and_continues_them(bot: Running) -> None:
+    dues = await dues_campaign(bot)
+    ids = await give_dingtalk_ids(bot, ["赵六", "李四", "张三"])
+    started = await bot.app.inbound(dingtalk_message(bot, ids["赵六"], "党费", "gs-0"))  # asks for the amount
+    assert started.replies and "党费" in started.replies[0].text
+    gets, mgets = await _command_calls(bot, "get"), await _command_calls(bot, "mget")
+    group = [
+        dingtalk_message(bot, ids["李四"], "党费 15", "gs-1"),
+        dingtalk_message(bot, ids["赵六"], "50", "gs-2"),  # the amount, inside the dialogue
+        dingtalk_message(bot, ids["张三"], "党费 45", "gs-3"),
+    ]
+    results = await asyncio.gather(*(bot.app.inbound._group.submit(m) for m in group))
+    assert all(r is not None for r in results)
+    if gets is not None and mgets is not None:  # Redis: one MGET for the three, no GET each
+        assert await _command_calls(bot, "mget") == mgets + 1
+        assert await _command_calls(bot, "get") == gets
+    amounts = await stored_amounts(bot, dues)
+    assert amounts[await member_id(bot, "赵六")] == (5000, 1)
+    assert amounts[await member_id(bot, "李四")] == (1500, 1)
+    assert await bot.app.kv.get(session_key(group[1])) is None  # the dialogue is finished and cleared

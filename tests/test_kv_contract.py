@@ -104,6 +104,25 @@ class TestKVContract:
         await kv.delete("k")  # deleting a missing key is fine
         assert await kv.set_if_absent("k", "again", 60) is True
 
+    async def test_get_many_reads_in_order_with_none_for_absent(self, case: KVCase) -> None:
+        kv = case.kv
+        await kv.set("m1", "一")
+        await kv.set("m3", "three", TTL)
+        assert await kv.get_many(["m1", "m2", "m3", "m1"]) == ["一", None, "three", "一"]
+        assert await kv.get_many([]) == []
+        await case.elapse(PAST_TTL)
+        assert await kv.get_many(["m3", "m1"]) == [None, "一"]
+
+    async def test_commands_issued_together_each_get_their_own_reply(self, case: KVCase) -> None:
+        """Commands of one event-loop turn (Redis: one pipeline) answer each caller with its own result."""
+        kv = case.kv
+        await kv.set("t-taken", "x")
+        results = await asyncio.gather(
+            kv.set_if_absent("t-taken", "y", 60), kv.set_if_absent("t-free", "y", 60), kv.get("t-taken"),
+            kv.incr("t-count", 5), kv.get_many(["t-free", "t-none"]), kv.delete("t-taken"), kv.get("t-taken"),
+        )
+        assert results == [False, True, "x", 5, ["y", None], None, None]
+
     async def test_set_without_ttl_persists(self, case: KVCase) -> None:
         await case.kv.set("forever", "x")
         await case.elapse(PAST_TTL)
@@ -287,5 +306,10 @@ async def test_redis_unreachable_reports_unhealthy_and_storage_unavailable() -> 
             await kv.set_if_absent("x", "1", 1)
         with pytest.raises(StorageUnavailable):
             await kv.get("x")
+        with pytest.raises(StorageUnavailable):
+            await kv.get_many(["x", "y"])
+        # Issued together (one pipeline): every caller gets the error, none waits for ever.
+        outcomes = await asyncio.gather(kv.get("a"), kv.set("b", "1"), kv.incr("c"), return_exceptions=True)
+        assert all(isinstance(o, StorageUnavailable) for o in outcomes)
     finally:
         await kv.close()

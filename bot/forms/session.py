@@ -96,8 +96,14 @@ class FormSessionStore:
     starts from the state it first saw, and a failed message leaves no half-advanced dialogue behind.
     """
 
-    def __init__(self, kv: KV, after_commit: list[Callable[[], Awaitable[None]]] | None = None) -> None:
+    def __init__(
+        self,
+        kv: KV,
+        after_commit: list[Callable[[], Awaitable[None]]] | None = None,
+        read: Mapping[str, str | None] | None = None,
+    ) -> None:
         self.kv = kv
+        self._read = dict(read or {})  # values read for this message already (the pipeline's one MGET per group)
         # Keys this message found empty and did not write since: clearing them needs no KV round trip.
         self._absent: set[str] = set()
         self._after_commit = after_commit
@@ -109,6 +115,8 @@ class FormSessionStore:
         key = session_key(msg)
         if key in self._pending:
             raw = self._pending[key]
+        elif key in self._read:
+            raw = self._read[key]
         else:
             try:
                 raw = await self.kv.get(key)
@@ -137,6 +145,7 @@ class FormSessionStore:
         self._absent.add(key)
 
     async def _write(self, key: str, raw: str | None) -> None:
+        self._read.pop(key, None)
         if self._after_commit is None:
             await self._apply(key, raw)
             return

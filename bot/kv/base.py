@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -12,6 +13,10 @@ class KV(Protocol):
         ...
 
     async def get(self, key: str) -> str | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        """Several values in one round trip, in the order of ``keys`` (None: absent)."""
+        ...
 
     async def set(self, key: str, value: str, ttl_seconds: float | None = None) -> None: ...
 

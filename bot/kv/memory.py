@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from bot.clock import Clock, SystemClock
@@ -39,6 +39,9 @@ class MemoryKV:
 
     async def get(self, key: str) -> str | None:
         return self._live(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        return [self._live(key) for key in keys]
 
     async def set(self, key: str, value: str, ttl_seconds: float | None = None) -> None:
         self._data[key] = (value, self._expiry(ttl_seconds))

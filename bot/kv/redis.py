@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -97,6 +97,12 @@ class RedisKV:
     async def get(self, key: str) -> str | None:
         value = await self._run(lambda p: p.get(self._k(key)))
         return None if value is None else str(value)
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        values = await self._run(lambda p: p.mget([self._k(key) for key in keys]))
+        return [None if v is None else str(v) for v in values]
 
     async def set(self, key: str, value: str, ttl_seconds: float | None = None) -> None:
         px = None if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
