@@ -29,7 +29,7 @@ from bot.db.outbox import counts as outbox_counts
 from bot.db.outbox import enqueue
 from bot.db.tables import Member, Org
 from bot.demo import seed_demo, sync_config_groups
-from bot.dispatcher import OutboxDispatcher
+from bot.dispatcher import InlineReplies, OutboxDispatcher
 from bot.downloads import download_routes
 from bot.errors import StorageUnavailable
 from bot.inbound import InboundPipeline
@@ -91,7 +91,8 @@ class BotApp:
         self.router = build_router()
         self.adapters: dict[Platform, PlatformAdapter] = {}
         self.dispatcher = OutboxDispatcher(self.services, {}, settings.outbox)
-        self.inbound = InboundPipeline(self.services, self.router, self.dispatcher.notify)
+        self.inline_replies = InlineReplies(self.services, self.dispatcher.notify)
+        self.inbound = InboundPipeline(self.services, self.router, self.dispatcher.notify, self.inline_replies.settle)
         self.runner = ScheduleRunner(self.services, self.dispatcher.notify, self.instance)
         self.scheduler = SchedulerService(self.runner, self.clock, self.services.tz)
         self._http: aiohttp.ClientSession | None = None
@@ -268,6 +269,7 @@ class BotApp:
         for adapter in self.adapters.values():
             with contextlib.suppress(Exception):
                 await adapter.stop()
+        await self.inline_replies.drain()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

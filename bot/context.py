@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.addressing import member_recipient
 from bot.db import journal
-from bot.db.outbox import enqueue
+from bot.db.outbox import enqueue, enqueue_inline
+from bot.db.staged import StagedRow
 from bot.db.tables import Member
 from bot.message import IncomingMessage, MessageFormat, OutgoingMessage, Platform, Recipient
 from bot.sections import wecom_settings
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 # Run once the handling transaction has committed (and never if it is rolled back).
 AfterCommit = Callable[[], Awaitable[None]]
+_INLINE_FORMATS = (MessageFormat.TEXT, MessageFormat.MARKDOWN)  # what an acknowledgement can carry
 
 
 @dataclass
@@ -41,6 +43,8 @@ class HandlerContext:
     # KV values the pipeline read for this message before handling it (its dialogue state), key → value
     # (None: absent). Read with the group's others in one round trip; the conversation lock keeps them current.
     kv_read: dict[str, str | None] = field(default_factory=dict)
+    # The reply held for the transport's acknowledgement, and its outbox row (see ``InboundResult.inline``).
+    inline: tuple[OutgoingMessage, StagedRow] | None = None
 
     @property
     def in_group(self) -> bool:
@@ -67,7 +71,10 @@ class HandlerContext:
             **extra,
         )
         self.replies.append(out)
-        enqueue(self.session, out, self.now, reason="reply")
+        if self.inline is None and self.msg.inline_reply and recipient == self._here() and fmt in _INLINE_FORMATS:
+            self.inline = (out, enqueue_inline(self.session, out, self.now))
+        else:
+            enqueue(self.session, out, self.now, reason="reply")
 
     def reply_image(self, path: Path, *, private: bool = False) -> None:
         """A picture after ``reply``, to the same place. No caption and no @: one send on every platform."""

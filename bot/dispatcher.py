@@ -12,13 +12,14 @@ import datetime as dt
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import OutboxSettings
-from bot.db.outbox import claim_due, mark_sent
+from bot.db.outbox import claim_due, mark_sent, settle_inline
+from bot.db.staged import StagedRow
 from bot.db.tables import OutboxMessage
 from bot.logs import log_event, outbox_log
 from bot.message import OutgoingMessage, Platform
@@ -121,3 +122,53 @@ class OutboxDispatcher:
                 values["next_attempt_at"] = now + dt.timedelta(seconds=self._backoff(attempts, d.retry_after))
                 metrics.inc("dangjian_outbox_retries_total")
             await session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
+
+
+class InlineReplies:
+    """Settles replies held for inline answers: one transaction per event-loop turn for every callback that
+    answered (or gave up) in it, as the KV pipelines its commands.
+
+    If that transaction fails, the held rows stay held and the dispatcher sends them after the hold: a
+    reply that did go out inline may then arrive twice (at least once, as everywhere in the outbox).
+    """
+
+    def __init__(self, services: Services, on_released: Callable[[], None]) -> None:
+        self._services = services
+        self._on_released = on_released
+        self._queued: list[tuple[StagedRow, bool]] = []
+        self._settling: set[asyncio.Task[None]] = set()
+
+    def settle(self, row: StagedRow, delivered: bool) -> None:
+        if row.id is None:  # never written (its transaction rolled back): nothing to settle
+            return
+        self._queued.append((row, delivered))
+        if len(self._queued) == 1:
+            asyncio.get_running_loop().call_soon(self._start)
+
+    def _start(self) -> None:
+        batch, self._queued = self._queued, []
+        task = asyncio.create_task(self._settle(batch), name="outbox-inline-settle")
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, batch: list[tuple[StagedRow, bool]]) -> None:
+        sent = [row.id for row, delivered in batch if delivered and row.id is not None]
+        released = [row.id for row, delivered in batch if not delivered and row.id is not None]
+        metrics = self._services.metrics
+        try:
+            async with self._services.sessions() as session, session.begin():
+                await settle_inline(session, sent, released, self._services.now())
+        except Exception as exc:  # noqa: BLE001 - the hold expires and the dispatcher takes over
+            log_event(outbox_log, "inline_settle_failed", logging.WARNING, rows=len(batch), error=str(exc))
+            return
+        metrics.inc("dangjian_replies_inline_total", len(sent), result="sent")
+        metrics.inc("dangjian_replies_inline_total", len(released), result="released")
+        if released:
+            self._on_released()
+
+    async def drain(self) -> None:
+        """Wait for settlements in progress (shutdown)."""
+        if self._queued:
+            self._start()
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -23,12 +24,13 @@ from bot.db import journal
 from bot.db.campaigns import prefetch_open_campaigns
 from bot.db.members import find_by_platform_id, prefetch_by_platform_ids
 from bot.db.outbox import enqueue
+from bot.db.staged import StagedRow
 from bot.errors import StorageUnavailable, UserInputError
 from bot.forms.session import session_key
 from bot.logs import inbound_log, log_event
 from bot.message import IncomingMessage, OutgoingMessage, Recipient
 from bot.metrics import Metrics
-from bot.platforms.base import InboundResult
+from bot.platforms.base import InboundResult, InlineReply
 from bot.routing import Router
 from bot.services import Services
 
@@ -71,15 +73,24 @@ def text_of(msg: IncomingMessage) -> str:
 
 
 class InboundPipeline:
-    def __init__(self, services: Services, router: Router, on_commit: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        services: Services,
+        router: Router,
+        on_commit: Callable[[], None],
+        settle_inline: Callable[[StagedRow, bool], None] | None = None,
+    ) -> None:
         self.services = services
         self.router = router
         self._on_commit = on_commit
+        self._settle_inline = settle_inline
         parallel = 1 if services.settings.is_sqlite else GROUPS_IN_FLIGHT
         self._group = GroupCommit(services.sessions, self._handle_group, services.metrics, parallel)
 
     async def __call__(self, msg: IncomingMessage) -> InboundResult:
         msg = without_nul(msg)
+        if msg.inline_reply and self._settle_inline is None:
+            msg = dataclasses.replace(msg, inline_reply=False)  # nobody could settle a held reply
         metrics = self.services.metrics
         metrics.inc("dangjian_messages_in_total", platform=msg.platform.value)
         if msg.is_group and not msg.is_to_me:
@@ -233,7 +244,10 @@ class InboundPipeline:
             member_id=member.id if member else None,
             replies=len(ctx.replies),
         )
-        return Handled(InboundResult(replies=tuple(ctx.replies)), ctx.after_commit)
+        inline = None
+        if ctx.inline is not None and self._settle_inline is not None:
+            inline = InlineReply(ctx.inline[0], functools.partial(self._settle_inline, ctx.inline[1]))
+        return Handled(InboundResult(replies=tuple(ctx.replies), inline=inline), ctx.after_commit)
 
     async def _route(self, ctx: HandlerContext) -> None:
         if not ctx.text:

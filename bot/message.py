@@ -36,6 +36,9 @@ class IncomingMessage:
     is_to_me: bool = True  # in groups: the bot was @-mentioned
     # Platform reply handle (e.g. DingTalk sessionWebhook + expiry); opaque outside the platform.
     reply_handle: dict[str, str] = field(default_factory=dict)
+    # The transport can carry one text reply in its acknowledgement (a DingTalk HTTP callback's response):
+    # the first reply to this chat is then held for it instead of being sent (``InboundResult.inline``).
+    inline_reply: bool = False
 
     @property
     def is_group(self) -> bool:

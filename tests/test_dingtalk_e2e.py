@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,6 +65,8 @@ class Env:
     robot_url: str
     _core_seen: int = 0
     _frames: dict[str, str] = field(default_factory=dict)  # msgId -> stream frame id
+    # msgId -> the reply DingTalk got in the callback's response (HTTP mode, inline_replies) and posts itself
+    inline: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def adapter(self) -> DingTalkAdapter:
@@ -116,13 +119,23 @@ class Env:
         if self.mode == "http":
             headers, raw = signed_callback(body, self.fake.app_secret, self._now_ms())
             resp = await self.post_callback(raw, headers)
-            assert resp.status == 200 and await resp.json() == {"msgtype": "empty"}
+            assert resp.status == 200
+            if (answer := await resp.json()) != {"msgtype": "empty"}:
+                assert body["msgId"] not in self.inline  # a redelivery is answered empty
+                self.inline[body["msgId"]] = answer
         else:
             frame = await self.fake.push_bot_message(body)
             self._frames[body["msgId"]] = frame
             await self.fake.wait_ack(frame)
         self._core_seen += 1
         await self.settle()
+
+    def said_in_chat(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """What the bot said in the message's chat in answer to it: the reply carried in the callback's
+        response (HTTP mode) and the posts to the message's session webhook, in that order."""
+        session_id = body["sessionWebhook"].split("session=")[1]
+        posts = [m["body"] for m in self.fake.session_messages if m["session"] == session_id]
+        return ([self.inline[body["msgId"]]] if body["msgId"] in self.inline else []) + posts
 
     async def redeliver(self, body: dict[str, Any]) -> None:
         """DingTalk sends the same message again (same msgId)."""
@@ -236,9 +249,10 @@ async def test_group_dues_reply_is_stored_once_and_confirmed_privately(make_env:
     assert len(await env.rows(select(InboundMessage).where(InboundMessage.message_id == "msgDues50=="))) == 1
     assert env.bot.app.metrics.value("dangjian_messages_duplicate_total", platform="dingtalk") == 1
 
-    # The group gets a note through the message's session webhook, @-ing the payer, without the amount.
-    session_id = body["sessionWebhook"].split("session=")[1]
-    [note] = [m["body"] for m in env.fake.session_messages if m["session"] == session_id]
+    # The group gets a note, @-ing the payer, without the amount: in the callback's response (HTTP mode,
+    # no call of ours) or through the message's session webhook (Stream mode).
+    [note] = env.said_in_chat(body)
+    assert (mode == "http") == (body["msgId"] in env.inline)
     assert "详情已私信" in note["text"]["content"] and "50" not in note["text"]["content"]
     assert note["at"]["atUserIds"] == [uid(ZHANG)]
     # The amount goes 1:1 through oToMessages/batchSend, to the payer only, once.
@@ -443,8 +457,7 @@ async def test_stats_shows_dingtalk_monthly_usage_to_admins(make_env: MakeEnv, m
     await env.bot.app.flush_outbox()
 
     def reply_to(ask: dict[str, Any]) -> str:
-        session = ask["sessionWebhook"].split("session=")[1]
-        [body] = [m["body"] for m in env.fake.session_messages if m["session"] == session]
+        [body] = env.said_in_chat(ask)
         return str(body["text"]["content"])
 
     # The admin's own /stats push is already counted when the reply is composed.
@@ -482,3 +495,67 @@ async def test_low_budget_turns_targeted_reminders_into_one_group_digest(make_en
     # The 80 % warning reached the admin once, off DingTalk.
     [warning] = await env.outbox(reason="alert")
     assert warning.platform == "local" and "80%" in warning.payload["text"]
+
+
+# --- inline replies: the first reply to the chat rides in the callback's response ---------------------------
+
+async def test_a_direct_answer_is_confirmed_in_the_callback_response_with_no_call(make_env: MakeEnv) -> None:
+    env = await make_env("http")
+    await env.run_at(DEC1_0900)
+    before = env.fake.calls.copy()
+    body = env.message(LI, "党费 15", "msgInlineLi==", group=False)
+    await env.receive(body)
+    await env.bot.app.flush_outbox()
+    # DingTalk got the confirmation (amount included: a 1:1 chat) as the response and posts it itself.
+    answer = env.inline[body["msgId"]]
+    assert answer["msgtype"] == "text" and "已登记" in answer["text"]["content"]
+    assert "15.00元" in answer["text"]["content"]
+    assert sends_since(env.fake, before) == {}  # not one API call or webhook POST for it
+    await wait_for(lambda: env.bot.app.metrics.value("dangjian_replies_inline_total", result="sent") == 1)
+    [row] = [r for r in await env.outbox(reason="reply") if "15.00元" in r.payload["text"]]
+    assert row.status == "sent" and row.attempts == 1
+    # A redelivery of the same push is answered empty: the member is not told twice.
+    await env.redeliver(body)
+    assert sends_since(env.fake, before) == {}
+
+
+async def test_inline_replies_off_uses_the_session_webhook(make_env: MakeEnv) -> None:
+    env = await make_env("http", inline_replies=False)
+    await env.run_at(DEC1_0900)
+    body = env.message(LI, "党费 15", "msgNoInline==", group=False)
+    await env.receive(body)
+    await env.bot.app.flush_outbox()
+    assert body["msgId"] not in env.inline
+    [posted] = env.said_in_chat(body)
+    assert "15.00元" in posted["text"]["content"]
+
+
+async def test_a_held_reply_goes_out_through_the_outbox_if_never_or_not_carried(make_env: MakeEnv) -> None:
+    """A reply held for the acknowledgement is sent the usual way when the platform cannot carry it
+    (``settle(False)``: at once) or never answers for it (the bot stopped first: after the hold)."""
+    from bot.db.outbox import INLINE_HOLD
+    from bot.platforms.dingtalk.parse import parse_robot_message
+
+    env = await make_env("http")
+    await env.run_at(DEC1_0900)
+    app = env.bot.app
+
+    def held(mobile: str, msg_id: str) -> Any:
+        msg = parse_robot_message(env.message(mobile, "党费 15", msg_id, group=False), env.clock.now())
+        return dataclasses.replace(msg, inline_reply=True)
+
+    forgotten = await app.inbound(held(LI, "msgHeldForgotten=="))  # as if the bot died before answering
+    released = await app.inbound(held(ZHANG, "msgHeldReleased=="))
+    assert forgotten.inline is not None and released.inline is not None
+    assert [r.status for r in await env.outbox(reason="reply")] == ["inline", "inline"]
+    released.inline.settle(False)
+    await wait_for(lambda: app.metrics.value("dangjian_replies_inline_total", result="released") == 1)
+    await app.flush_outbox()
+    assert [r.status for r in await env.outbox(reason="reply")] == ["inline", "sent"]
+    assert len(env.fake.session_messages) == 1  # 张三's reply, through his message's session webhook
+
+    env.clock.advance(INLINE_HOLD + dt.timedelta(seconds=1))
+    await app.flush_outbox()
+    assert [r.status for r in await env.outbox(reason="reply")] == ["sent", "sent"]
+    assert len(env.fake.session_messages) == 2
+    assert "15.00元" in env.fake.session_messages[1]["body"]["text"]["content"]

@@ -9,16 +9,18 @@ from typing import cast
 from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.staged import stage
+from bot.db.staged import StagedRow, stage
 from bot.db.tables import OutboxMessage
 from bot.message import OutgoingMessage
 
 _OUTBOX = cast(Table, OutboxMessage.__table__)
+# How long a reply held for an inline answer waits for ``settle_inline`` before the dispatcher sends it
+# itself (the bot stopped between its commit and the acknowledgement). Well above the callback's wait.
+INLINE_HOLD = dt.timedelta(seconds=30)
 
 
-def enqueue(session: AsyncSession, message: OutgoingMessage, now: dt.datetime, reason: str = "reply") -> None:
-    """The message goes out once this transaction commits (written at the commit, see bot.db.staged)."""
-    stage(session, _OUTBOX, {
+def _row(message: OutgoingMessage, now: dt.datetime, reason: str) -> dict[str, object]:
+    return {
         "platform": message.recipient.platform.value,
         "payload": message.to_json(),
         "status": "pending",
@@ -26,7 +28,31 @@ def enqueue(session: AsyncSession, message: OutgoingMessage, now: dt.datetime, r
         "next_attempt_at": now,
         "reason": reason,
         "created_at": now,
-    })
+    }
+
+
+def enqueue(session: AsyncSession, message: OutgoingMessage, now: dt.datetime, reason: str = "reply") -> None:
+    """The message goes out once this transaction commits (written with the next statement or the commit,
+    see bot.db.staged)."""
+    stage(session, _OUTBOX, _row(message, now, reason))
+
+
+def enqueue_inline(session: AsyncSession, message: OutgoingMessage, now: dt.datetime) -> StagedRow:
+    """A reply held for the platform's acknowledgement (status ``inline``); ``settle_inline`` marks it sent
+    or hands it to the dispatcher. Its id is known once written."""
+    row = _row(message, now, "reply") | {"status": "inline", "next_attempt_at": now + INLINE_HOLD}
+    return stage(session, _OUTBOX, row, returns_id=True)
+
+
+async def settle_inline(session: AsyncSession, sent: Sequence[int], released: Sequence[int], now: dt.datetime) -> None:
+    """Held replies: ``sent`` went out in the acknowledgement; ``released`` are due for the dispatcher now."""
+    held = OutboxMessage.status == "inline"
+    if sent:
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(list(sent)), held)
+                              .values(status="sent", sent_at=now, attempts=1))
+    if released:
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(list(released)), held)
+                              .values(status="pending", next_attempt_at=now))
 
 
 async def claim_due(
@@ -38,13 +64,15 @@ async def claim_due(
     platforms: Sequence[str] | None = None,
     exclude: bool = False,
 ) -> list[OutboxMessage]:
-    """Lease due rows (pending, or sending with an expired lease after a crash) to this instance.
+    """Lease due rows (pending, sending with an expired lease after a crash, or held for an inline answer
+    past the hold) to this instance.
 
     ``platforms`` narrows the claim to those platforms (or, with ``exclude``, to every other one).
     """
     due = or_(
         (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now),
         (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now),
+        (OutboxMessage.status == "inline") & (OutboxMessage.next_attempt_at <= now),  # never settled
     )
     stmt = select(OutboxMessage).where(due).order_by(OutboxMessage.id).limit(limit)
     if platforms is not None:

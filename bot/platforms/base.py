@@ -43,6 +43,21 @@ class InboundResult:
 
     replies: Sequence[OutgoingMessage] = ()
     duplicate: bool = False
+    inline: InlineReply | None = None  # only for messages that arrived with ``inline_reply``
+
+
+@dataclass(frozen=True, slots=True)
+class InlineReply:
+    """A reply held for the transport's acknowledgement (one of ``replies``), stored in the outbox as held.
+
+    The platform calls ``settle(True)`` once the acknowledgement carrying it has been written, or
+    ``settle(False)`` when it cannot carry it (too long, the platform stopped waiting, the write failed):
+    then the outbox sends it the usual way at once. Never settled (a crash), the outbox sends it after the
+    hold, ``bot.db.outbox.INLINE_HOLD``.
+    """
+
+    message: OutgoingMessage
+    settle: Callable[[bool], None]
 
 
 InboundSink = Callable[[IncomingMessage], Awaitable[InboundResult]]

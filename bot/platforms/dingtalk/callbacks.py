@@ -3,23 +3,27 @@
 
 The robot callback checks the ``timestamp``/``sign`` headers before the body is read, so forged requests
 cost us nothing and never reach the parser. The message is handled in a background task; the callback
-waits for it at most ``ACK_WAIT_S`` and answers ``{"msgtype":"empty"}`` (slower handling finishes after
-the ack), or 503 when the core could not store it (database down) so that DingTalk redelivers the push.
-Replies go out through the session webhook / robot API.
+waits for it at most ``ACK_WAIT_S`` and answers with the message's first reply to its chat as the
+response body (DingTalk posts it: no API call, ``inline_replies``) or ``{"msgtype":"empty"}`` (slower
+handling finishes after the ack), or 503 when the core could not store it (database down) so that
+DingTalk redelivers the push. Other replies go out through the session webhook / robot API.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 
 from aiohttp import web
 
 from bot.errors import SignatureError
+from bot.platforms.base import InboundResult, InlineReply
 from bot.platforms.dingtalk.events import EventCrypto, parse_http_event
 from bot.platforms.dingtalk.inbound import Handoff, Inbound
 from bot.platforms.dingtalk.parse import QuotaPushError, parse_robot_json
+from bot.platforms.dingtalk.payloads import webhook_bodies
 from bot.platforms.dingtalk.settings import DingTalkSettings
 from bot.platforms.dingtalk.sign import verify_callback
 
@@ -50,6 +54,33 @@ async def _read_limited(request: web.Request) -> bytes | None:
     return bytes(body)
 
 
+async def _answer_inline(request: web.Request, reply: InlineReply) -> web.StreamResponse:
+    """The reply as the callback's response body (DingTalk posts it to the chat), then settled.
+
+    Written here rather than returned, so that it is settled as sent only once the response is out."""
+    bodies = webhook_bodies(reply.message, list(reply.message.mention_user_ids))
+    if len(bodies) != 1:  # a long text takes several messages: all go out through the outbox
+        reply.settle(False)
+        return web.json_response(EMPTY_REPLY)
+    response = web.json_response(bodies[0])
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except BaseException:
+        reply.settle(False)
+        raise
+    reply.settle(True)
+    return response
+
+
+def _release_inline(handling: asyncio.Task[InboundResult | None]) -> None:
+    if handling.cancelled() or handling.exception() is not None:
+        return
+    result = handling.result()
+    if result is not None and result.inline is not None:
+        result.inline.settle(False)
+
+
 class CallbackRoutes:
     def __init__(self, settings: DingTalkSettings, inbound: Inbound, crypto: EventCrypto | None) -> None:
         self._settings = settings
@@ -67,7 +98,7 @@ class CallbackRoutes:
     def _now_ms(self) -> int:
         return int(self._inbound.now().timestamp() * 1000)
 
-    async def robot_callback(self, request: web.Request) -> web.Response:
+    async def robot_callback(self, request: web.Request) -> web.StreamResponse:
         try:
             verify_callback(
                 request.headers.get("timestamp", ""), request.headers.get("sign", ""),
@@ -89,12 +120,20 @@ class CallbackRoutes:
         except ValueError as exc:
             log.warning("malformed dingtalk callback: %s", exc)
             return _error(400, "malformed message")
+        if self._settings.inline_replies:
+            msg = dataclasses.replace(msg, inline_reply=True)
         handoff = Handoff()
         handling = self._inbound.accept(msg, handoff)
         done, _ = await asyncio.wait({handling}, timeout=ACK_WAIT_S)
-        if handling in done and not handling.cancelled() and handling.exception() is None and not handling.result():
-            return _error(503, "storage unavailable, please retry")
+        if handling in done and not handling.cancelled() and handling.exception() is None:
+            result = handling.result()
+            if result is None:
+                return _error(503, "storage unavailable, please retry")
+            if result.inline is not None:
+                return await _answer_inline(request, result.inline)
+            return web.json_response(EMPTY_REPLY)
         handoff.acked = True  # still running: acknowledged now, so it retries storage trouble by itself
+        handling.add_done_callback(_release_inline)  # its held reply goes out through the outbox instead
         return web.json_response(EMPTY_REPLY)
 
     async def event_callback(self, request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ from bot.clock import Clock
 from bot.errors import StorageUnavailable
 from bot.kv.base import KV
 from bot.message import IncomingMessage
-from bot.platforms.base import InboundSink
+from bot.platforms.base import InboundResult, InboundSink
 from bot.platforms.dingtalk.client import DingTalkClient
 from bot.platforms.dingtalk.events import ContactEvent, ContactEventHandler, parse_stream_event
 from bot.platforms.dingtalk.parse import QUOTA_PUSH_CODE, QuotaPushError, parse_robot_message
@@ -54,11 +54,12 @@ class Inbound:
     def now(self) -> dt.datetime:
         return self._clock.now()
 
-    def accept(self, msg: IncomingMessage, handoff: Handoff | None = None) -> asyncio.Task[bool]:
+    def accept(self, msg: IncomingMessage, handoff: Handoff | None = None) -> asyncio.Task[InboundResult | None]:
         """Queue a parsed message for the sink; returns at once with the task handling it.
 
-        While ``handoff.acked`` is False (an HTTP callback still waiting) the task's result is False when the
-        core's storage was unavailable, and the callback answers 5xx so DingTalk redelivers the push. Once
+        The task's result is the core's answer, or None when the message was not stored. While
+        ``handoff.acked`` is False (an HTTP callback still waiting) that is None when the core's storage was
+        unavailable, and the callback answers 5xx so DingTalk redelivers the push. Once
         the push has been acknowledged (Stream frames always are; a callback that stopped waiting), storage
         failures are retried here with backoff instead: nobody would redeliver it.
         """
@@ -72,28 +73,28 @@ class Inbound:
         log.error("dingtalk push %s arrived without content: %s", exc.message_id, exc.detail)
         self._tasks.spawn(self._client.quota.exhausted("push", QUOTA_PUSH_CODE), "dingtalk-quota-alert")
 
-    async def _dispatch(self, msg: IncomingMessage, handoff: Handoff) -> bool:
+    async def _dispatch(self, msg: IncomingMessage, handoff: Handoff) -> InboundResult | None:
         self._client.quota.record_later("push")  # an estimate, never in the message's way
         if self.sink is None:
             log.warning("dingtalk message %s dropped: adapter not started", msg.message_id)
-            return True
+            return InboundResult()
         for attempt in range(STORAGE_RETRIES + 1):
             try:
-                await self.sink(msg)
+                return await self.sink(msg)
             except StorageUnavailable:
                 if not handoff.acked:
                     log.warning("dingtalk message %s not stored: storage unavailable", msg.message_id)
-                    return False
+                    return None
                 if attempt == STORAGE_RETRIES:
                     log.error("dingtalk message %s LOST: storage unavailable after %d tries", msg.message_id,
                               attempt + 1)
-                    return False
+                    return None
                 await asyncio.sleep(min(STORAGE_RETRY_MAX_S, STORAGE_RETRY_BASE_S * 2**attempt))
                 continue
             except Exception:
                 log.exception("handling dingtalk message %s failed", msg.message_id)
-            return True
-        return False
+                return InboundResult()
+        return None
 
     async def stream_bot_message(self, body: dict[str, Any]) -> None:
         try:

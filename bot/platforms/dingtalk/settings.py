@@ -30,6 +30,9 @@ class DingTalkSettings(BaseModel):
     qps: float = Field(default=18.0, gt=0, le=1000)  # token bucket below the documented 20 QPS per API
     stream_ping_timeout_s: float = Field(default=60.0, gt=0)
     callback_window_s: float = Field(default=3600.0, gt=0)  # HTTP-mode timestamp skew allowed
+    # HTTP mode: answer a message's first reply to its chat in the callback's response (no API call, no
+    # session-webhook POST); off: every reply goes out through the outbox.
+    inline_replies: bool = True
     event_token: str = ""  # HTTP event subscription (事件订阅) token, optional
     event_aes_key: str = ""  # its 43-character aes_key
     public_url: str = ""  # how DingTalk reaches us in HTTP mode (the core may copy [server].public_url)
