@@ -124,9 +124,13 @@ class OutboxDispatcher:
             await session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
 
 
+SETTLE_WINDOW_S = 0.1
+
+
 class InlineReplies:
-    """Settles replies held for inline answers: one transaction per event-loop turn for every callback that
-    answered (or gave up) in it, as the KV pipelines its commands.
+    """Settles replies held for inline answers: one transaction for every callback that answered (or gave
+    up) within ``SETTLE_WINDOW_S``. Nothing waits for it (the reply is out, or the hold keeps it safe), so
+    under light load it is one transaction per window rather than one per message.
 
     If that transaction fails, the held rows stay held and the dispatcher sends them after the hold: a
     reply that did go out inline may then arrive twice (at least once, as everywhere in the outbox).
@@ -137,16 +141,24 @@ class InlineReplies:
         self._on_released = on_released
         self._queued: list[tuple[StagedRow, bool]] = []
         self._settling: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
 
     def settle(self, row: StagedRow, delivered: bool) -> None:
         if row.id is None:  # never written (its transaction rolled back): nothing to settle
             return
         self._queued.append((row, delivered))
-        if len(self._queued) == 1:
-            asyncio.get_running_loop().call_soon(self._start)
+        if self._timer is None:
+            # Released rows are due now: settle them on the next turn; sent ones can wait for company.
+            delay = SETTLE_WINDOW_S if delivered else 0.0
+            self._timer = asyncio.get_running_loop().call_later(delay, self._start)
 
     def _start(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         batch, self._queued = self._queued, []
+        if not batch:
+            return
         task = asyncio.create_task(self._settle(batch), name="outbox-inline-settle")
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
@@ -167,8 +179,8 @@ class InlineReplies:
             self._on_released()
 
     async def drain(self) -> None:
-        """Wait for settlements in progress (shutdown)."""
+        """Settle what is queued now and wait for every settlement in progress (shutdown, tests)."""
         if self._queued:
-            self._start()
+            self._start()  # now, not at the end of the window
         if self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)

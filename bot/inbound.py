@@ -23,7 +23,7 @@ from bot.context import AfterCommit, HandlerContext
 from bot.db import journal
 from bot.db.campaigns import prefetch_open_campaigns
 from bot.db.members import find_by_platform_id, prefetch_by_platform_ids
-from bot.db.outbox import enqueue
+from bot.db.outbox import enqueue, sends_staged
 from bot.db.staged import StagedRow
 from bot.errors import StorageUnavailable, UserInputError
 from bot.forms.session import session_key
@@ -57,9 +57,9 @@ def unstorable(exc: DBAPIError) -> bool:
 
 def without_nul(msg: IncomingMessage) -> IncomingMessage:
     """PostgreSQL text cannot hold NUL (0x00): drop it, or the insert fails (5xx) on every redelivery."""
+    if "\x00" not in f"{msg.conversation_id}{msg.sender_id}{msg.text}{msg.message_id}{msg.sender_name}":
+        return msg  # every message: one scan of one string
     fields = {k: getattr(msg, k) for k in ("conversation_id", "sender_id", "text", "message_id", "sender_name")}
-    if not any("\x00" in v for v in fields.values()):
-        return msg
     return dataclasses.replace(msg, **{k: v.replace("\x00", "") for k, v in fields.items()})
 
 
@@ -85,7 +85,7 @@ class InboundPipeline:
         self._on_commit = on_commit
         self._settle_inline = settle_inline
         parallel = 1 if services.settings.is_sqlite else GROUPS_IN_FLIGHT
-        self._group = GroupCommit(services.sessions, self._handle_group, services.metrics, parallel)
+        self._group = GroupCommit(services.sessions, self._handle_group, services.metrics, parallel, on_commit)
 
     async def __call__(self, msg: IncomingMessage) -> InboundResult:
         msg = without_nul(msg)
@@ -113,8 +113,6 @@ class InboundPipeline:
             await self._release(claim_key)
             log_event(inbound_log, "storage_unavailable", logging.ERROR, message_id=msg.message_id, error=str(exc))
             raise StorageUnavailable(str(exc)) from exc
-        if not result.duplicate:
-            self._on_commit()
         return result
 
     async def _claim(self, key: str) -> bool:
@@ -173,6 +171,9 @@ class InboundPipeline:
     async def _handle_once(self, msg: IncomingMessage) -> InboundResult:
         async with self.services.sessions() as session, session.begin():
             (handled,) = await self._handle_group(session, [msg])
+            sends = sends_staged(session)
+        if sends:
+            self._on_commit()
         await run_after_commit(handled.after_commit)
         return handled.result
 
@@ -279,6 +280,7 @@ class InboundPipeline:
                 return InboundResult(duplicate=True)
             await journal.log_inbound(session, msg, None)
             enqueue(session, out, services.now(), reason="error")
+        self._on_commit()
         return InboundResult(replies=(out,))
 
 
@@ -321,8 +323,14 @@ class GroupCommit:
     MAX_GROUP = 64
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], handle: HandleGroup, metrics: Metrics, parallel: int = 1
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        handle: HandleGroup,
+        metrics: Metrics,
+        parallel: int = 1,
+        on_sends: Callable[[], None] | None = None,
     ) -> None:
+        self._on_sends = on_sends  # after a commit that queued messages to send (the dispatcher's wake-up)
         self._sessions = sessions
         self._handle = handle
         self._metrics = metrics
@@ -358,6 +366,7 @@ class GroupCommit:
         try:
             async with self._sessions() as session, session.begin():
                 handled = await self._handle(session, [msg for msg, _ in group])
+                sends = sends_staged(session)
         except BaseException as exc:
             handled = []  # nothing of this group was stored: each one goes alone
             if not isinstance(exc, Exception):
@@ -365,6 +374,8 @@ class GroupCommit:
         else:
             self._metrics.inc("dangjian_inbound_commits_total")
             self._metrics.inc("dangjian_inbound_committed_messages_total", len(handled))
+            if sends and self._on_sends is not None:
+                self._on_sends()
             for h in handled:
                 await run_after_commit(h.after_commit)
         finally:

@@ -155,6 +155,7 @@ class Env:
             return seen >= self._core_seen and (await self.adapter.health()).detail["background_tasks"] == 0
 
         await wait_for(done)
+        await self.bot.app.inline_replies.drain()  # replies carried in callback responses: marked sent
 
     # --- time and schedules ---------------------------------------------------------------------------
 

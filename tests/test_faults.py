@@ -87,6 +87,7 @@ async def settle(app: Any, timeout: float = 10.0) -> None:
     while len(tasks) and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     assert not len(tasks), "dingtalk hand-offs did not finish"
+    await app.inline_replies.drain()  # replies carried in callback responses: marked sent
 
 
 async def scalar(app: Any, stmt: Any) -> Any:

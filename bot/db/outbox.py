@@ -31,10 +31,20 @@ def _row(message: OutgoingMessage, now: dt.datetime, reason: str) -> dict[str, o
     }
 
 
+_SENDS = "outbox_sends"  # session.info: this transaction queued a message for the dispatcher
+
+
 def enqueue(session: AsyncSession, message: OutgoingMessage, now: dt.datetime, reason: str = "reply") -> None:
     """The message goes out once this transaction commits (written with the next statement or the commit,
     see bot.db.staged)."""
     stage(session, _OUTBOX, _row(message, now, reason))
+    session.info[_SENDS] = True
+
+
+def sends_staged(session: AsyncSession) -> bool:
+    """Whether this transaction queued a message the dispatcher must send (replies held for an inline
+    answer do not count: waking the dispatcher for them would be a round of queries for nothing)."""
+    return bool(session.info.get(_SENDS))
 
 
 def enqueue_inline(session: AsyncSession, message: OutgoingMessage, now: dt.datetime) -> StagedRow:

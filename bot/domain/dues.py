@@ -191,10 +191,27 @@ def _fixed(category: DuesCategory, policy: DuesPolicy) -> DuesStandard:
 DEFAULT_POLICY = DuesPolicy()
 
 
+_COMPUTED: dict[tuple[int, int | None, DuesCategory], tuple[DuesPolicy, DuesStandard]] = {}
+_COMPUTED_MAX = 50_000
+
+
 def compute_dues(
     base_fen: int | None, category: DuesCategory, policy: DuesPolicy = DEFAULT_POLICY
 ) -> DuesStandard:
-    """Monthly dues for a member; raises ``UserInputError`` if a salaried member has no base."""
+    """Monthly dues for a member; raises ``UserInputError`` if a salaried member has no base.
+
+    Remembered per (policy, base, category): every dues answer asks, and the same few bases recur."""
+    key = (id(policy), base_fen, category)
+    if (known := _COMPUTED.get(key)) is not None and known[0] is policy:  # ``is``: an id can be reused
+        return known[1]
+    standard = _compute_dues(base_fen, category, policy)
+    if len(_COMPUTED) >= _COMPUTED_MAX:
+        _COMPUTED.clear()
+    _COMPUTED[key] = (policy, standard)
+    return standard
+
+
+def _compute_dues(base_fen: int | None, category: DuesCategory, policy: DuesPolicy) -> DuesStandard:
     if category not in (DuesCategory.IN_SERVICE, DuesCategory.RETIRED):
         return _fixed(category, policy)
     if base_fen is None:
