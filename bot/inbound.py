@@ -96,24 +96,29 @@ class InboundPipeline:
         if msg.is_group and not msg.is_to_me:
             return InboundResult()
         claim_key = f"in:{msg.platform.value}:{msg.message_id}"
-        claimed = await self._claim(claim_key)
-        if not claimed:
-            metrics.inc("dangjian_messages_duplicate_total", platform=msg.platform.value)
-            log_event(inbound_log, "duplicate", platform=msg.platform.value, message_id=msg.message_id)
-            return InboundResult(duplicate=True)
+        # The lock serialises one member's replies in one chat, for the dialogue state they share.
+        # Commands (/stats, 未交, …) never touch that state, so they skip its two KV round trips.
+        lock = None
+        if self.router.find_command(text_of(msg)) is None:
+            lock = self._lock(f"conv:{msg.platform.value}:{msg.conversation_id}:{msg.sender_id}")
+            # Claim and lock in the same KV round trip (one pipeline); a duplicate just gives the lock back.
+            claimed, _ = await asyncio.gather(self._claim(claim_key), lock.__aenter__())
+        else:
+            claimed = await self._claim(claim_key)
         try:
-            # The lock serialises one member's replies in one chat, for the dialogue state they share.
-            # Commands (/stats, 未交, …) never touch that state, so they skip its two KV round trips.
-            if self.router.find_command(text_of(msg)) is not None:
-                result = await self._handle(msg)
-            else:
-                async with self._lock(f"conv:{msg.platform.value}:{msg.conversation_id}:{msg.sender_id}"):
-                    result = await self._handle(msg)
-        except STORAGE_ERRORS as exc:
-            await self._release(claim_key)
-            log_event(inbound_log, "storage_unavailable", logging.ERROR, message_id=msg.message_id, error=str(exc))
-            raise StorageUnavailable(str(exc)) from exc
-        return result
+            if not claimed:
+                metrics.inc("dangjian_messages_duplicate_total", platform=msg.platform.value)
+                log_event(inbound_log, "duplicate", platform=msg.platform.value, message_id=msg.message_id)
+                return InboundResult(duplicate=True)
+            try:
+                return await self._handle(msg)
+            except STORAGE_ERRORS as exc:
+                await self._release(claim_key)
+                log_event(inbound_log, "storage_unavailable", logging.ERROR, message_id=msg.message_id, error=str(exc))
+                raise StorageUnavailable(str(exc)) from exc
+        finally:
+            if lock is not None:
+                lock.release_soon()
 
     async def _claim(self, key: str) -> bool:
         try:
@@ -186,6 +191,23 @@ class InboundPipeline:
         now = self.services.now()  # one "now" for the group: the prefetched campaigns are open at it
         if len(msgs) == 1:
             return [await self._handle_in(session, msgs[0], now, logged=False)]
+        # The dialogue states of all but commands, read from the KV while the database answers the rest.
+        dialogues_read = asyncio.ensure_future(
+            self._read_dialogues([m for m in msgs if self.router.find_command(text_of(m)) is None])
+        )
+        try:
+            return await self._handle_many(session, msgs, now, dialogues_read)
+        finally:
+            if not dialogues_read.done():
+                dialogues_read.cancel()
+
+    async def _handle_many(
+        self,
+        session: AsyncSession,
+        msgs: list[IncomingMessage],
+        now: dt.datetime,
+        dialogues_read: asyncio.Future[dict[str, str | None]],
+    ) -> list[Handled]:
         for platform in {m.platform for m in msgs}:
             await prefetch_by_platform_ids(session, platform, [m.sender_id for m in msgs if m.platform is platform])
         members = [await find_by_platform_id(session, m.platform, m.sender_id) for m in msgs]
@@ -199,7 +221,7 @@ class InboundPipeline:
             if member is not None and self.router.find_command(text_of(msg)) is None
         ]
         await prefetch_open_campaigns(session, list({m.id: m for _, m in answering}.values()), now)
-        dialogues = await self._read_dialogues([msg for msg, _ in answering])
+        dialogues = await dialogues_read
         handled = []
         for msg in msgs:
             key = session_key(msg)
@@ -406,3 +428,15 @@ class _TolerantLock:
         if self._cm is not None:
             with contextlib.suppress(StorageUnavailable):
                 await self._cm.__aexit__(None, None, None)
+
+    def release_soon(self) -> None:
+        """Release in the background: the answer need not wait for the KV's reply. Until it lands, a next
+        message of the same conversation waits for the lock (milliseconds); if the bot stops first, the
+        lock's TTL frees it."""
+        if self._cm is not None:
+            task = asyncio.get_running_loop().create_task(self.__aexit__(None, None, None), name="conversation-unlock")
+            _RELEASING.add(task)
+            task.add_done_callback(_RELEASING.discard)
+
+
+_RELEASING: set[asyncio.Task[None]] = set()  # background lock releases (kept referenced until done)

@@ -99,16 +99,9 @@ async def prefetch_open_campaigns(session: AsyncSession, members: Sequence[Membe
     by_id = {m.id: m for m in members}
     if not by_id:
         return
-    stmt = (
-        select(Member.id, Campaign, Response)
-        .join(Campaign, Campaign.org_id == Member.org_id)
-        .outerjoin(Response, (Response.campaign_id == Campaign.id) & (Response.member_id == Member.id))
-        .where(Member.id.in_(list(by_id)), Campaign.opened_at <= now,
-               Campaign.deadline_at >= now - dt.timedelta(days=31))
-        .order_by(Member.id, Campaign.deadline_at.desc(), Campaign.id.desc())
-    )
+    params = {"member_ids": list(by_id), "now": now, "closed_after": now - dt.timedelta(days=31)}
     found: dict[int, list[tuple[Campaign, Response | None]]] = {member_id: [] for member_id in by_id}
-    for member_id, campaign, response in (await session.execute(stmt)).tuples():
+    for member_id, campaign, response in (await session.execute(_open_campaigns_of_members(), params)).tuples():
         if in_audience(campaign, by_id[member_id]):
             found[member_id].append((campaign, response))
     prefetched = session.info.setdefault(_PREFETCHED, {})
@@ -131,6 +124,22 @@ def _open_campaigns_statement() -> Select[tuple[Campaign, Response]]:
             Campaign.deadline_at >= bindparam("closed_after", type_=Campaign.deadline_at.type),
         )
         .order_by(Campaign.deadline_at.desc(), Campaign.id.desc())
+    )
+
+
+@cache
+def _open_campaigns_of_members() -> Select[tuple[int, Campaign, Response]]:
+    """``_open_campaigns_statement`` for many members at once (an expanding bind parameter), built once."""
+    return (
+        select(Member.id, Campaign, Response)
+        .join(Campaign, Campaign.org_id == Member.org_id)
+        .outerjoin(Response, (Response.campaign_id == Campaign.id) & (Response.member_id == Member.id))
+        .where(
+            Member.id.in_(bindparam("member_ids", expanding=True)),
+            Campaign.opened_at <= bindparam("now", type_=Campaign.opened_at.type),
+            Campaign.deadline_at >= bindparam("closed_after", type_=Campaign.deadline_at.type),
+        )
+        .order_by(Member.id, Campaign.deadline_at.desc(), Campaign.id.desc())
     )
 
 

@@ -63,14 +63,12 @@ async def prefetch_by_platform_ids(session: AsyncSession, platform: Platform, se
     """Look up a group of senders in one query; ``find_by_platform_id`` then answers them from the session.
 
     DingTalk and WeCom ids only (one indexed column each); the local chat's ids keep the per-message query."""
-    column = {Platform.DINGTALK: Member.dingtalk_userid, Platform.WECOM: Member.wecom_userid}.get(platform)
     wanted = {_sender_key(platform, s) for s in sender_ids if s}
-    if column is None or not wanted:
+    if platform not in (Platform.DINGTALK, Platform.WECOM) or not wanted:
         return
-    stmt = select(Member, Org).join(Org, Org.id == Member.org_id).where(column.in_(wanted), Member.active.is_(True))
     found: dict[str, list[Member]] = {}
     kept = session.info.setdefault("kept", [])
-    for member, org in (await session.execute(stmt)).tuples():
+    for member, org in (await session.execute(_by_platform_ids(platform), {"senders": list(wanted)})).tuples():
         found.setdefault(_sender_key(platform, platform_user_id(member, platform)), []).append(member)
         kept.append(org)
     prefetched = session.info.setdefault(_PREFETCHED, {})
@@ -90,6 +88,14 @@ def _by_platform_id(platform: Platform) -> Select[tuple[Member, Org]]:
     else:
         match = (Member.mobile == sender) | (Member.mobile.is_(None) & (Member.name == sender))
     return select(Member, Org).join(Org, Org.id == Member.org_id).where(match, Member.active.is_(True))
+
+
+@cache
+def _by_platform_ids(platform: Platform) -> Select[tuple[Member, Org]]:
+    """Built once per platform, the senders as one expanding bind parameter: every group runs it."""
+    column = Member.dingtalk_userid if platform is Platform.DINGTALK else Member.wecom_userid
+    senders = bindparam("senders", expanding=True, type_=Member.name.type)
+    return select(Member, Org).join(Org, Org.id == Member.org_id).where(column.in_(senders), Member.active.is_(True))
 
 
 async def roster_names(session: AsyncSession, org_id: int) -> list[tuple[int, str]]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, event, insert
+from sqlalchemy import Insert, Table, event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
@@ -62,13 +63,23 @@ def write_staged(session: Session) -> None:
     for (table, returns_id), rows in sorted(tables.items(), key=lambda item: not item[0][1]):
         values = [_resolved(row.values) for row in rows]
         if not returns_id:
-            session.execute(insert(table), values)
+            session.execute(_insert(table), values)
             continue
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        for row, row_id in zip(rows, session.execute(stmt, values).scalars().all(), strict=True):
+        for row, row_id in zip(rows, session.execute(_insert_returning_id(table), values).scalars().all(), strict=True):
             row.id = int(row_id)
             if row.on_insert is not None:
                 row.on_insert(session, row.id)
+
+
+@cache
+def _insert(table: Table) -> Insert:
+    """Built once per table: building a statement and its cache key costs more than a small INSERT."""
+    return insert(table)
+
+
+@cache
+def _insert_returning_id(table: Table) -> Insert:
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
 def _resolved(values: dict[str, Any]) -> dict[str, Any]:
