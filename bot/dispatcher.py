@@ -142,20 +142,25 @@ class InlineReplies:
         self._queued: list[tuple[StagedRow, bool]] = []
         self._settling: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._soon = False  # the timer fires on the next loop turn (a released row is waiting)
 
     def settle(self, row: StagedRow, delivered: bool) -> None:
         if row.id is None:  # never written (its transaction rolled back): nothing to settle
             return
         self._queued.append((row, delivered))
-        if self._timer is None:
-            # Released rows are due now: settle them on the next turn; sent ones can wait for company.
-            delay = SETTLE_WINDOW_S if delivered else 0.0
-            self._timer = asyncio.get_running_loop().call_later(delay, self._start)
+        # Released rows are due now: settle on the next turn; sent ones can wait for company.
+        if self._timer is not None and (delivered or self._soon):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._soon = not delivered
+        self._timer = asyncio.get_running_loop().call_later(0.0 if self._soon else SETTLE_WINDOW_S, self._start)
 
     def _start(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._soon = False
         batch, self._queued = self._queued, []
         if not batch:
             return

@@ -97,7 +97,7 @@ class InboundPipeline:
             return InboundResult()
         claim_key = f"in:{msg.platform.value}:{msg.message_id}"
         # The lock serialises one member's replies in one chat, for the dialogue state they share.
-        # Commands (/stats, 未交, …) never touch that state, so they skip its two KV round trips.
+        # Commands (/stats, 未交, …) never touch that state, so they skip its KV commands.
         lock = None
         if self.router.find_command(text_of(msg)) is None:
             lock = self._lock(f"conv:{msg.platform.value}:{msg.conversation_id}:{msg.sender_id}")
@@ -186,8 +186,9 @@ class InboundPipeline:
         """Messages inside one open transaction (a group commit's, or one message's own).
 
         A group's reads and its inbound log go first, set-based: its senders in one query, their inbound
-        rows in one statement, the open campaigns of those who answer a form in one more. Each handler
-        then finds its member and campaigns in the session instead of asking the database again."""
+        rows in one statement, the open campaigns of those who answer a form in one more, their dialogue
+        states in one KV ``MGET``. Each handler then finds its member, campaigns and dialogue state there
+        instead of asking again. One message alone keeps the plain per-message queries."""
         now = self.services.now()  # one "now" for the group: the prefetched campaigns are open at it
         if len(msgs) == 1:
             return [await self._handle_in(session, msgs[0], now, logged=False)]
@@ -200,6 +201,8 @@ class InboundPipeline:
         finally:
             if not dialogues_read.done():
                 dialogues_read.cancel()
+            elif not dialogues_read.cancelled():
+                dialogues_read.exception()  # retrieved: a failed group must not also log "never retrieved"
 
     async def _handle_many(
         self,

@@ -73,7 +73,7 @@ class RedisKV:
             async with asyncio.timeout(COMMAND_TIMEOUT_S):
                 replies = await pipe.execute(raise_on_error=False)
         except (RedisError, TimeoutError, OSError) as exc:
-            replies = [StorageUnavailable(f"redis: {exc!r}")] * len(batch)
+            replies = [StorageUnavailable(f"redis: {exc!r}") for _ in batch]
         except BaseException as exc:  # cancelled (shutdown): nobody may wait for ever
             for _, future in batch:
                 if not future.done():
