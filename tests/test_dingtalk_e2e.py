@@ -560,3 +560,28 @@ async def test_a_held_reply_goes_out_through_the_outbox_if_never_or_not_carried(
     assert [r.status for r in await env.outbox(reason="reply")] == ["sent", "sent"]
     assert len(env.fake.session_messages) == 2
     assert "15.00元" in env.fake.session_messages[1]["body"]["text"]["content"]
+
+
+async def test_a_reply_that_outlasts_the_callbacks_wait_goes_out_through_the_outbox(make_env: MakeEnv) -> None:
+    """Handling slower than the callback's wait (``ACK_WAIT_S``, 3 s of real time here: the member's
+    conversation lock is held meanwhile): the callback answers empty, and the held reply, once there, is
+    released to the dispatcher and sent through the session webhook."""
+    from bot.platforms.dingtalk.callbacks import ACK_WAIT_S
+    from bot.platforms.dingtalk.parse import parse_robot_message
+
+    env = await make_env("http")
+    await env.run_at(DEC1_0900)
+    app = env.bot.app
+    body = env.message(LI, "党费 15", "msgSlow==", group=False)
+    msg = parse_robot_message(body, env.clock.now())
+    async with app.kv.lock(f"conv:{msg.platform.value}:{msg.conversation_id}:{msg.sender_id}", 30):
+        headers, raw = signed_callback(body, env.fake.app_secret, int(env.clock.now().timestamp() * 1000))
+        started = asyncio.get_running_loop().time()
+        resp = await env.post_callback(raw, headers)
+        assert resp.status == 200 and await resp.json() == {"msgtype": "empty"}
+        assert asyncio.get_running_loop().time() - started >= ACK_WAIT_S
+    await wait_for(lambda: app.metrics.value("dangjian_replies_inline_total", result="released") == 1)
+    await app.flush_outbox()
+    [posted] = env.said_in_chat(body)
+    assert "15.00元" in posted["text"]["content"]
+    assert [r.status for r in await env.outbox(reason="reply")] == ["sent"]
