@@ -60,12 +60,17 @@ def write_staged(session: Session) -> None:
     # Runs inside the AsyncSession's greenlet, so the sync execute below is the async driver underneath.
     # Popped first: the INSERTs below are statements on the session too.
     tables: dict[tuple[Table, bool], list[StagedRow]] = session.info.pop(_KEY, {})
+    if not tables:
+        return
+    # On the session's connection, not through Session.execute: these are plain table INSERTs, and the
+    # ORM's per-statement work (execution options, autoflush, events) cost more than the INSERT itself.
+    connection = session.connection()
     for (table, returns_id), rows in sorted(tables.items(), key=lambda item: not item[0][1]):
         values = [_resolved(row.values) for row in rows]
         if not returns_id:
-            session.execute(_insert(table), values)
+            connection.execute(_insert(table), values)
             continue
-        for row, row_id in zip(rows, session.execute(_insert_returning_id(table), values).scalars().all(), strict=True):
+        for row, row_id in zip(rows, connection.execute(_insert_returning_id(table), values).scalars().all(), strict=True):
             row.id = int(row_id)
             if row.on_insert is not None:
                 row.on_insert(session, row.id)
