@@ -86,9 +86,7 @@ async def open_campaigns_with_answers(
     )
     if prefetched is not None and prefetched[0] == now:
         return prefetched[1]
-    params = {"member_id": member.id, "org_id": member.org_id, "now": now, "closed_after": now - dt.timedelta(days=31)}
-    rows = (await session.execute(_open_campaigns_statement(), params)).tuples().all()
-    return [(c, r) for c, r in rows if in_audience(c, member)]
+    return (await _read_open_campaigns(session, [member], now))[member.id]
 
 
 async def prefetch_open_campaigns(session: AsyncSession, members: Sequence[Member], now: dt.datetime) -> None:
@@ -96,40 +94,29 @@ async def prefetch_open_campaigns(session: AsyncSession, members: Sequence[Membe
 
     Each entry is used once and dropped when the member's answer is saved, so a second message of the
     same member in the same transaction reads the database again."""
-    by_id = {m.id: m for m in members}
-    if not by_id:
+    if not members:
         return
+    prefetched = session.info.setdefault(_PREFETCHED, {})
+    for member_id, pairs in (await _read_open_campaigns(session, members, now)).items():
+        prefetched[member_id] = (now, pairs)
+
+
+async def _read_open_campaigns(
+    session: AsyncSession, members: Sequence[Member], now: dt.datetime
+) -> dict[int, list[tuple[Campaign, Response | None]]]:
+    by_id = {m.id: m for m in members}
     params = {"member_ids": list(by_id), "now": now, "closed_after": now - dt.timedelta(days=31)}
     found: dict[int, list[tuple[Campaign, Response | None]]] = {member_id: [] for member_id in by_id}
     for member_id, campaign, response in (await session.execute(_open_campaigns_of_members(), params)).tuples():
         if in_audience(campaign, by_id[member_id]):
             found[member_id].append((campaign, response))
-    prefetched = session.info.setdefault(_PREFETCHED, {})
-    for member_id, pairs in found.items():
-        prefetched[member_id] = (now, pairs)
-
-
-@cache
-def _open_campaigns_statement() -> Select[tuple[Campaign, Response]]:
-    """Built once with bind parameters: every answer runs it, and building it cost more than running it."""
-    return (
-        select(Campaign, Response)
-        .outerjoin(
-            Response,
-            (Response.campaign_id == Campaign.id) & (Response.member_id == bindparam("member_id", type_=Response.member_id.type)),
-        )
-        .where(
-            Campaign.org_id == bindparam("org_id", type_=Campaign.org_id.type),
-            Campaign.opened_at <= bindparam("now", type_=Campaign.opened_at.type),
-            Campaign.deadline_at >= bindparam("closed_after", type_=Campaign.deadline_at.type),
-        )
-        .order_by(Campaign.deadline_at.desc(), Campaign.id.desc())
-    )
+    return found
 
 
 @cache
 def _open_campaigns_of_members() -> Select[tuple[int, Campaign, Response]]:
-    """``_open_campaigns_statement`` for many members at once (an expanding bind parameter), built once."""
+    """Open campaigns of the members' branches, each with the member's answer, newest first; built once
+    with bind parameters (the members as one expanding parameter): building it cost more than running it."""
     return (
         select(Member.id, Campaign, Response)
         .join(Campaign, Campaign.org_id == Member.org_id)

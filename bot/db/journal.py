@@ -27,8 +27,7 @@ _INSERT_INBOUND = insert(cast(Table, InboundMessage.__table__))
 async def log_inbound(session: AsyncSession, msg: IncomingMessage, member_id: int | None) -> None:
     """Written at once in the handling transaction: the unique (platform, message_id) makes a replay fail
     here, before any handler work. A Core INSERT, not an ORM object: it is on every message's path."""
-    # On the session's connection: a plain table INSERT needs none of Session.execute's ORM work.
-    await (await session.connection()).execute(_INSERT_INBOUND, _inbound_row(msg, member_id))
+    await log_inbound_many(session, [(msg, member_id)])
 
 
 def _inbound_row(msg: IncomingMessage, member_id: int | None) -> dict[str, Any]:
@@ -46,6 +45,7 @@ def _inbound_row(msg: IncomingMessage, member_id: int | None) -> dict[str, Any]:
 async def log_inbound_many(session: AsyncSession, messages: Sequence[tuple[IncomingMessage, int | None]]) -> None:
     """``log_inbound`` for a group of messages in one statement (a duplicate fails the whole group)."""
     rows = [_inbound_row(msg, member_id) for msg, member_id in messages]
+    # On the session's connection: a plain table INSERT needs none of Session.execute's ORM work.
     await (await session.connection()).execute(_INSERT_INBOUND, rows)
 
 
